@@ -1,0 +1,38 @@
+# The two commands: `make run` and `make test`. Both create .venv with the machine's python3.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# The shipped calendar lies in the past; plan from the start of 2026 so `make run` shows it.
+# `make run AT=now` plans from the current instant instead.
+AT ?= 2026-01-01T00:00:00Z
+
+.PHONY: run test lint clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+# Stamp files record which install the venv has, so each target installs once.
+$(VENV)/.installed-run: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	@touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	@touch $@ $(VENV)/.installed-run
+
+run: $(VENV)/.installed-run
+	$(BIN)/eventwatch --config config/eventwatch.toml check
+	$(BIN)/eventwatch --config config/eventwatch.toml list
+	$(BIN)/eventwatch --config config/eventwatch.toml plan $(if $(filter now,$(AT)),,--at $(AT))
+
+test: $(VENV)/.installed-test
+	$(BIN)/python -m pytest
+
+lint: $(VENV)/.installed-test
+	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
+	$(BIN)/mypy --strict src
+
+clean:
+	rm -rf $(VENV) state .pytest_cache .mypy_cache .ruff_cache

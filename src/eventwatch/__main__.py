@@ -1,0 +1,7 @@
+"""Run the command line as ``python -m eventwatch``."""
+
+import sys
+
+from eventwatch.cli import main
+
+sys.exit(main())

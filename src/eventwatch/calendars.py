@@ -1,0 +1,81 @@
+"""The only reader of ``calendars/*.toml``: calendar files in, validated records out."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from pydantic import ValidationError
+
+from eventwatch import problems, tomlfile
+from eventwatch.errors import CalendarError, InvalidInputError, Problem
+from eventwatch.models import Calendar
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+# Keys the reader fills in itself; a file that sets them has a typo or a misunderstanding.
+_DERIVED_CALENDAR_KEYS = ("id",)
+_DERIVED_EVENT_KEYS = ("calendar",)
+
+
+def files(directory: Path) -> list[Path]:
+    """The calendar files in ``directory``, in name order (hidden and editor files skipped)."""
+    return sorted(p for p in directory.glob("*.toml") if not p.name.startswith((".", "#")))
+
+
+def _derived_keys(doc: tomlfile.Document) -> list[Problem]:
+    found = [
+        Problem(doc.name, key, "unknown key (the calendar's id is its file name)", doc.line_of((key,)))
+        for key in _DERIVED_CALENDAR_KEYS
+        if key in doc.data
+    ]
+    events = doc.data.get("events")
+    for n, event in enumerate(events if isinstance(events, list) else []):
+        for key in _DERIVED_EVENT_KEYS:
+            if isinstance(event, dict) and key in event:
+                loc = ("events", n, key)
+                message = "unknown key (an event belongs to the calendar of its file)"
+                found.append(Problem(doc.name, problems.field_path(loc), message, doc.line_of(loc)))
+    return found
+
+
+def parse(doc: tomlfile.Document) -> Calendar:
+    """Validate one parsed calendar file; raises ``CalendarError`` with every problem found."""
+    calendar_id = doc.path.stem
+    found = _derived_keys(doc)
+    data: dict[str, Any] = {**doc.data, "id": calendar_id}
+    try:
+        calendar = Calendar.model_validate(data)
+    except ValidationError as exc:
+
+        def where(loc: problems.Loc) -> tuple[str, int | None]:
+            return doc.name, doc.line_of(loc)
+
+        for problem in problems.problems(exc, Calendar, where):
+            if problem.field == "id":
+                # The id comes from the file name, so say so rather than point at a key.
+                problem = Problem(doc.name, "file name", problem.message)  # noqa: PLW2901
+            found.append(problem)
+    if found:
+        raise CalendarError(found)
+    return calendar
+
+
+def load(directory: Path) -> tuple[Calendar, ...]:
+    """Read every calendar file in ``directory``; a broken file never hides another's errors."""
+    shown = tomlfile.display(directory)
+    if not directory.is_dir():
+        raise CalendarError([Problem(shown, "", "calendars folder does not exist")])
+    paths = files(directory)
+    if not paths:
+        raise CalendarError([Problem(shown, "", "no calendar files (*.toml) in this folder")])
+    calendars: list[Calendar] = []
+    found: list[Problem] = []
+    for path in paths:
+        try:
+            calendars.append(parse(tomlfile.read(path)))
+        except InvalidInputError as exc:
+            found.extend(exc.problems)
+    if found:
+        raise CalendarError(found)
+    return tuple(calendars)

@@ -1,0 +1,204 @@
+"""The command line: arguments in, calls to the functions the daemon uses, exit codes out."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from eventwatch import __version__, calendars, planner, reports, settings
+from eventwatch.errors import EventwatchError, InvalidInputError, Problem
+from eventwatch.models import in_start_order
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from eventwatch.models import Calendar
+
+
+def _date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        msg = f"{text!r} is not a date like 2026-07-07"
+        raise argparse.ArgumentTypeError(msg) from None
+
+
+def _instant(text: str) -> datetime:
+    """An aware instant: a date-time with ``Z`` or an offset, or a date meaning 00:00 UTC."""
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        msg = f"{text!r} is not a date-time like 2026-01-01T00:00:00Z"
+        raise argparse.ArgumentTypeError(msg) from None
+    if "T" not in text and " " not in text:
+        return value.replace(tzinfo=UTC)
+    if value.tzinfo is None:
+        msg = f"{text!r} has no UTC offset: add Z or +01:00, say"
+        raise argparse.ArgumentTypeError(msg)
+    return value
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    # SUPPRESS lets the options stand before or after the command without one erasing the other.
+    common.add_argument(
+        "--config",
+        type=Path,
+        default=argparse.SUPPRESS,
+        metavar="PATH",
+        help="settings file (default: $EVENTWATCH_CONFIG, ./config/eventwatch.toml, "
+        "/etc/eventwatch/eventwatch.toml)",
+    )
+    common.add_argument(
+        "--set",
+        action="append",
+        default=argparse.SUPPRESS,
+        metavar="KEY=VALUE",
+        dest="overrides",
+        help="override one setting, e.g. --set server.port=9000 (over the file and environment)",
+    )
+    parser = argparse.ArgumentParser(
+        prog="eventwatch",
+        description="Calendar-and-reminder daemon: typed events, iCalendar feeds, e-mail reminders.",
+        parents=[common],
+    )
+    parser.add_argument("--version", action="version", version=f"eventwatch {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    commands.add_parser(
+        "check",
+        parents=[common],
+        help="validate the settings and every calendar file",
+        description="Validate the settings and every calendar file; print every problem found.",
+    )
+
+    listing = commands.add_parser(
+        "list",
+        parents=[common],
+        help="list events in start order",
+        description="List events in start order; dates are the events' own local dates.",
+    )
+    listing.add_argument("--json", action="store_true", help="print JSON")
+    listing.add_argument(
+        "--calendar",
+        action="append",
+        metavar="ID",
+        help="only this calendar (repeatable)",
+    )
+    listing.add_argument(
+        "--category",
+        action="append",
+        metavar="C",
+        help="only events with this category (repeatable; any matches)",
+    )
+    listing.add_argument(
+        "--from",
+        dest="since",
+        type=_date,
+        metavar="DATE",
+        help="only events that end on or after DATE",
+    )
+    listing.add_argument(
+        "--until",
+        type=_date,
+        metavar="DATE",
+        help="only events that start on or before DATE",
+    )
+
+    plan = commands.add_parser(
+        "plan",
+        parents=[common],
+        help="show the reminders due from an instant on",
+        description="Show the reminders due at or after --at (default now) and before --until.",
+    )
+    plan.add_argument("--json", action="store_true", help="print JSON")
+    plan.add_argument(
+        "--at",
+        type=_instant,
+        metavar="DATETIME",
+        help="the instant to plan from, e.g. 2026-01-01T00:00:00Z (default: now)",
+    )
+    plan.add_argument(
+        "--until",
+        type=_instant,
+        metavar="DATETIME",
+        help="only reminders due before this instant",
+    )
+    return parser
+
+
+def _load(args: argparse.Namespace) -> tuple[settings.Settings, tuple[Calendar, ...]]:
+    """Settings, then calendars; a settings problem stops there since it names the folder."""
+    loaded = settings.load(getattr(args, "config", None), getattr(args, "overrides", None))
+    return loaded, calendars.load(loaded.calendars_dir)
+
+
+def _print_json(value: Any) -> None:  # noqa: ANN401 - any JSON value
+    print(json.dumps(value, indent=2, ensure_ascii=False))
+
+
+def _check(args: argparse.Namespace) -> int:
+    _, found = _load(args)
+    count = sum(len(c.events) for c in found)
+    print(f"{len(found)} calendar{'s' * (len(found) != 1)}, {count} event{'s' * (count != 1)} OK")
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    _, found = _load(args)
+    wanted = args.calendar or []
+    unknown = sorted(set(wanted) - {c.id for c in found})
+    if unknown:
+        have = ", ".join(c.id for c in found)
+        message = f"no calendar {', '.join(map(repr, unknown))} (have: {have})"
+        raise InvalidInputError([Problem("--calendar", "", message)])
+    categories = set(args.category or [])
+    events = [
+        e
+        for e in in_start_order(found)
+        if (not wanted or e.calendar in wanted)
+        and (not categories or categories & set(e.categories))
+        and (args.since is None or e.last_day >= args.since)
+        and (args.until is None or e.first_day <= args.until)
+    ]
+    if args.json:
+        _print_json([reports.event_row(e) for e in events])
+    else:
+        for event in events:
+            print(reports.event_line(event))
+    return 0
+
+
+def _plan(args: argparse.Namespace) -> int:
+    loaded, found = _load(args)
+    at = args.at or datetime.now(UTC)
+    due = planner.plan(found, loaded.reminders, at, args.until)
+    if args.json:
+        _print_json([reports.reminder_row(r) for r in due])
+    elif not due:
+        print(f"no reminders due at or after {at.astimezone(UTC):%Y-%m-%d %H:%M}Z")
+    else:
+        for reminder in due:
+            print(reports.reminder_line(reminder))
+    return 0
+
+
+_COMMANDS = {"check": _check, "list": _list, "plan": _plan}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; 0 on success, 1 on a runtime failure, 2 on bad usage or input."""
+    args = _parser().parse_args(argv)
+    try:
+        return _COMMANDS[args.command](args)
+    except EventwatchError as exc:
+        print(exc, file=sys.stderr)
+        return exc.exit_code
+    except BrokenPipeError:
+        # The reader went away (``eventwatch list | head``); nothing is left to say to it.
+        sys.stderr.close()
+        return 1

@@ -1,0 +1,77 @@
+"""The exceptions eventwatch raises, and the problems they report.
+
+The tree::
+
+    EventwatchError                 anything eventwatch reports to a person
+    ├── InvalidInputError           exit 2: something a person wrote is wrong; carries problems
+    │   ├── SettingsError           the settings file, the environment or --set
+    │   └── CalendarError           one or more calendar files
+    └── RuntimeFailure              exit 1: the input was fine, the work failed (I/O, servers)
+
+    InvalidField(ValueError)        raised inside record validators to point at a nested field;
+                                    it never leaves validation (the readers turn it into a Problem)
+
+Outside exceptions are wrapped where they enter (``raise CalendarError(...) from exc``); the
+command line turns the tree into exit codes, so no traceback reaches a user.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One thing wrong with one input: where it is, which field, and what is wrong."""
+
+    source: str
+    field: str
+    message: str
+    line: int | None = None
+
+    def __str__(self) -> str:
+        """Render as ``SOURCE:LINE: field: message``, leaving out what is unknown."""
+        where = self.source if self.line is None else f"{self.source}:{self.line}"
+        return f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
+
+
+class EventwatchError(Exception):
+    """Base of every error eventwatch reports to a person."""
+
+    exit_code = 1
+
+
+class InvalidInputError(EventwatchError):
+    """Something a person wrote is wrong; holds every problem found, not only the first."""
+
+    exit_code = 2
+
+    def __init__(self, problems: list[Problem] | tuple[Problem, ...]) -> None:
+        """Keep the problems; the message is all of them, one a line."""
+        self.problems = tuple(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+class SettingsError(InvalidInputError):
+    """The settings file, an ``EVENTWATCH_*`` variable or a ``--set`` override is invalid."""
+
+
+class CalendarError(InvalidInputError):
+    """One or more calendar files are invalid."""
+
+
+class RuntimeFailure(EventwatchError):
+    """The input was valid but the work could not be done (a file system or server failure)."""
+
+
+class InvalidField(ValueError):  # noqa: N818 - pydantic only converts ValueError subclasses
+    """A validator's complaint about a field below the one it validates.
+
+    ``loc`` is relative to the record whose validator raised it, so a calendar can point at
+    ``events[3].id`` rather than at itself.
+    """
+
+    def __init__(self, loc: tuple[str | int, ...], message: str) -> None:
+        """Remember where, below the validated record, the problem is."""
+        super().__init__(message)
+        self.loc = loc

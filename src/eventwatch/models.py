@@ -1,0 +1,471 @@
+"""Frozen records: calendars, events, recipients and reminder policies; no I/O."""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import re
+import unicodedata
+import zoneinfo
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from enum import StrEnum
+from typing import TYPE_CHECKING, Annotated, Any, Self
+
+import email_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    HttpUrl,
+    model_validator,
+)
+from pydantic_core import core_schema
+
+from eventwatch.errors import InvalidField
+
+if TYPE_CHECKING:
+    from pydantic import GetCoreSchemaHandler
+
+
+class Record(BaseModel):
+    """Base of every record: immutable, and unknown keys are errors rather than ignored."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+# --- text -----------------------------------------------------------------------------------
+
+# Line and paragraph separators break mail headers and iCalendar lines just as control
+# characters do, so they are refused with them.
+_FORBIDDEN_CATEGORIES = frozenset({"Cc", "Zl", "Zp"})
+
+
+def _refuse_controls(value: str, allowed: str = "") -> str:
+    for char in value:
+        if char not in allowed and unicodedata.category(char) in _FORBIDDEN_CATEGORIES:
+            where = "here" if not allowed else "here (only newlines and tabs are)"
+            msg = f"control character U+{ord(char):04X} is not allowed {where}"
+            raise ValueError(msg)
+    return value
+
+
+def _single_line(value: str) -> str:
+    return _refuse_controls(value)
+
+
+def _paragraphs(value: str) -> str:
+    return _refuse_controls(value, allowed="\n\t")
+
+
+def _normalise_newlines(value: object) -> object:
+    return value.replace("\r\n", "\n") if isinstance(value, str) else value
+
+
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be empty")
+    return value
+
+
+_SLUG = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
+
+
+def _slug(value: str) -> str:
+    if len(value) > 64 or not _SLUG.fullmatch(value):  # noqa: PLR2004 - documented limit
+        msg = (
+            f"{value!r} is not a valid id: use lowercase letters, digits and single hyphens, "
+            "at most 64 characters"
+        )
+        raise ValueError(msg)
+    return value
+
+
+Line = Annotated[str, AfterValidator(_single_line)]
+"""One line of text: no control characters at all."""
+
+Title = Annotated[str, AfterValidator(_single_line), AfterValidator(_not_blank)]
+"""A line of text that must say something."""
+
+Text = Annotated[str, BeforeValidator(_normalise_newlines), AfterValidator(_paragraphs)]
+"""Free text that may hold newlines and tabs (descriptions)."""
+
+Slug = Annotated[str, AfterValidator(_slug)]
+"""An identifier that is safe in file names, URLs and UIDs."""
+
+
+# --- time zones -----------------------------------------------------------------------------
+
+
+@functools.cache
+def _zone_names() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones())
+
+
+def is_zone(name: object) -> bool:
+    """Tell whether ``name`` is an IANA time-zone name this machine knows."""
+    return isinstance(name, str) and name in _zone_names()
+
+
+def _iana_zone(value: str) -> str:
+    if not is_zone(value):
+        guess = difflib.get_close_matches(value, _zone_names(), n=1)
+        hint = f" (did you mean {guess[0]!r}?)" if guess else " (e.g. 'Europe/Brussels', 'UTC')"
+        msg = f"{value!r} is not an IANA time zone{hint}"
+        raise ValueError(msg)
+    return value
+
+
+TimeZoneName = Annotated[str, AfterValidator(_iana_zone)]
+"""An IANA time-zone name such as ``Europe/Brussels``."""
+
+
+def localize(wall: datetime, zone: tzinfo) -> datetime:
+    """Attach ``zone`` to a naive wall time, refusing times the clocks skip over."""
+    aware = wall.replace(tzinfo=zone)
+    if aware.astimezone(UTC).astimezone(zone).replace(tzinfo=None) != wall:
+        msg = f"{wall.isoformat()} does not exist in {zone} (the clocks skip it)"
+        raise ValueError(msg)
+    return aware
+
+
+# --- e-mail addresses -----------------------------------------------------------------------
+
+
+def _email(value: str) -> str:
+    try:
+        checked = email_validator.validate_email(value, check_deliverability=False)
+    except email_validator.EmailNotValidError as exc:
+        msg = f"{value!r} is not an e-mail address: {exc}"
+        raise ValueError(msg) from exc
+    return checked.normalized
+
+
+EmailAddress = Annotated[str, AfterValidator(_single_line), AfterValidator(_email)]
+"""A bare e-mail address (no display name), checked for form only, never by DNS."""
+
+
+# --- durations ------------------------------------------------------------------------------
+
+_DURATION = re.compile(
+    r"P(?:(?P<weeks>\d+)W|(?:(?P<days>\d+)D)?(?:T(?=\d)(?:(?P<hours>\d+)H)?"
+    r"(?:(?P<minutes>\d+)M)?(?:(?P<seconds>\d+)S)?)?)",
+)
+
+
+@dataclass(frozen=True, order=True, slots=True)
+class Offset:
+    """How long before an event a reminder is due.
+
+    Whole days are counted in the event's wall time (``P1D`` before 09:00 is 09:00 the day
+    before, across a DST change too); hours, minutes and seconds are exact durations.
+    Months and years are refused because their length varies and iCalendar alarms cannot say
+    them.
+    """
+
+    days: int
+    seconds: int
+
+    @classmethod
+    def parse(cls, text: str) -> Offset:
+        """Read an ISO 8601 duration such as ``P30D``, ``P1W``, ``PT2H`` or ``P1DT12H``."""
+        match = _DURATION.fullmatch(text.strip().upper()) if isinstance(text, str) else None
+        if match is None or text.strip().upper() in {"P", "PT"}:
+            msg = (
+                f"{text!r} is not a duration like 'P30D', 'P1W', 'PT2H' or 'P1DT12H' "
+                "(months and years are not allowed: their length varies)"
+            )
+            raise ValueError(msg)
+        parts = {k: int(v) for k, v in match.groupdict().items() if v is not None}
+        days = parts.get("weeks", 0) * 7 + parts.get("days", 0)
+        seconds = parts.get("hours", 0) * 3600 + parts.get("minutes", 0) * 60
+        return cls(days=days, seconds=seconds + parts.get("seconds", 0))
+
+    @property
+    def exact(self) -> timedelta:
+        """The part counted as an exact duration."""
+        return timedelta(seconds=self.seconds)
+
+    def __str__(self) -> str:
+        """Render in the canonical ISO 8601 form (``P7D``, ``PT2H``, ``P1DT30M``)."""
+        hours, rest = divmod(self.seconds, 3600)
+        minutes, seconds = divmod(rest, 60)
+        clock = "".join(f"{n}{u}" for n, u in ((hours, "H"), (minutes, "M"), (seconds, "S")) if n)
+        day = f"{self.days}D" if self.days else ""
+        if not day and not clock:
+            return "PT0S"
+        return f"P{day}{'T' + clock if clock else ''}"
+
+    def before(self, start: datetime) -> datetime:
+        """The instant this offset before ``start`` (an aware date-time), as UTC."""
+        wall = start.replace(tzinfo=None) - timedelta(days=self.days)
+        # Wall time after subtracting whole days can land in a DST gap; zoneinfo then reads it
+        # with the offset before the change, which is what a person means by "a day before".
+        shifted = wall.replace(tzinfo=start.tzinfo)
+        return shifted.astimezone(UTC) - self.exact
+
+    @classmethod
+    def __get_pydantic_core_schema__(
+        cls,
+        source: type[Any],
+        handler: GetCoreSchemaHandler,
+    ) -> core_schema.CoreSchema:
+        """Validate from a duration string and serialise back to one."""
+        del source, handler
+
+        def validate(value: object) -> Offset:
+            if isinstance(value, Offset):
+                return value
+            if not isinstance(value, str):
+                msg = f"expected a duration string like 'P1D', got {value!r}"
+                raise ValueError(msg)  # noqa: TRY004 - pydantic reports ValueError, not TypeError
+            return cls.parse(value)
+
+        return core_schema.no_info_plain_validator_function(
+            validate,
+            serialization=core_schema.plain_serializer_function_ser_schema(str),
+        )
+
+
+# --- records --------------------------------------------------------------------------------
+
+
+class Status(StrEnum):
+    """Whether an event will happen; cancelled events stay in feeds so clients remove them."""
+
+    CONFIRMED = "confirmed"
+    TENTATIVE = "tentative"
+    CANCELLED = "cancelled"
+
+
+class Recipient(Record):
+    """Someone who receives reminders; ``timezone`` is the zone their mail shows times in."""
+
+    address: EmailAddress
+    name: Line | None = None
+    timezone: TimeZoneName | None = None
+
+
+class Participant(Record):
+    """A person or body taking part in an event."""
+
+    name: Title
+    role: Line = ""
+
+
+class Source(Record):
+    """Where the facts about an event come from."""
+
+    publisher: Title
+    title: Title
+    published: date | None = None
+    url: HttpUrl | None = None
+
+
+def _first_repeat(values: list[str]) -> tuple[int, int] | None:
+    seen: dict[str, int] = {}
+    for index, value in enumerate(values):
+        if value in seen:
+            return seen[value], index
+        seen[value] = index
+    return None
+
+
+class ReminderPolicy(Record):
+    """When reminders are due and who gets them; unset fields inherit from the level above.
+
+    Set in the settings (defaults), on a calendar and on an event. An event's ``offsets``
+    replace the calendar's (an empty list means none); its ``recipients`` add to them.
+    """
+
+    offsets: tuple[Offset, ...] | None = None
+    all_day_at: time | None = None
+    recipients: tuple[Recipient, ...] = ()
+
+    @model_validator(mode="after")
+    def _no_repeats(self) -> Self:
+        if self.all_day_at is not None and self.all_day_at.tzinfo is not None:
+            raise InvalidField(("all_day_at",), "give a local time such as '09:00', no offset")
+        offsets = [str(o) for o in self.offsets or ()]
+        repeat = _first_repeat(offsets)
+        if repeat:
+            first, again = repeat
+            msg = f"{offsets[again]} repeats offsets[{first}]"
+            raise InvalidField(("offsets", again), msg)
+        repeat = _first_repeat([r.address.lower() for r in self.recipients])
+        if repeat:
+            first, again = repeat
+            msg = f"{self.recipients[again].address} repeats recipients[{first}]"
+            raise InvalidField(("recipients", again, "address"), msg)
+        return self
+
+
+def _when(value: object, zone: tzinfo | None, key: str) -> object:
+    """Turn a file's start or end into a date or an aware date-time in the event's zone."""
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value) if "T" in value else date.fromisoformat(value)
+        except ValueError:
+            pass
+    if type(value) is date:
+        return value
+    if isinstance(value, datetime):
+        if zone is None:
+            # The zone itself is invalid and reported on its own; a placeholder keeps this
+            # field from repeating that one problem.
+            return value if value.tzinfo else value.replace(tzinfo=UTC)
+        if value.tzinfo is not None:
+            return value.astimezone(zone)
+        try:
+            return localize(value, zone)
+        except ValueError as exc:
+            raise InvalidField((key,), str(exc)) from exc
+    msg = f"expected a date (2026-07-07) or a local date-time (2026-07-07T10:00:00), got {value!r}"
+    raise InvalidField((key,), msg)
+
+
+class Event(Record):
+    """One event of a calendar.
+
+    All-day events hold dates, with ``end`` the last day inclusive (as a person writes it);
+    timed events hold aware date-times in the event's zone, with ``end`` exclusive.
+    """
+
+    calendar: Slug
+    id: Slug
+    title: Title
+    start: date | datetime
+    end: date | datetime
+    timezone: TimeZoneName
+    location: Line = ""
+    description: Text = ""
+    categories: tuple[Title, ...] = ()
+    url: HttpUrl | None = None
+    status: Status = Status.CONFIRMED
+    participants: tuple[Participant, ...] = ()
+    sources: tuple[Source, ...] = ()
+    related_to: Slug | None = None
+    reminders: ReminderPolicy = ReminderPolicy()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _localize(cls, data: Any) -> Any:  # noqa: ANN401 - pydantic hands over raw input
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        name = data.get("timezone")
+        zone = zoneinfo.ZoneInfo(name) if is_zone(name) else None
+        for key in ("start", "end"):
+            if key in data:
+                data[key] = _when(data[key], zone, key)
+        if "end" not in data:
+            if isinstance(data.get("start"), datetime):
+                msg = "a timed event needs an end (only all-day events may leave it out)"
+                raise InvalidField(("end",), msg)
+            if "start" in data:
+                data["end"] = data["start"]
+        return data
+
+    @model_validator(mode="after")
+    def _end_after_start(self) -> Self:
+        if isinstance(self.start, datetime) != isinstance(self.end, datetime):
+            msg = "start and end must both be dates (all day) or both be date-times"
+            raise InvalidField(("end",), msg)
+        if self.end < self.start:  # type: ignore[operator]
+            msg = f"{self.end.isoformat()} is before start {self.start.isoformat()}"
+            raise InvalidField(("end",), msg)
+        return self
+
+    @property
+    def uid(self) -> str:
+        """The iCalendar UID: derived from calendar and id only, so edits never change it."""
+        return f"{self.calendar}/{self.id}@eventwatch"
+
+    @property
+    def all_day(self) -> bool:
+        """Whether the event spans whole days rather than a time range."""
+        return not isinstance(self.start, datetime)
+
+    @property
+    def zone(self) -> zoneinfo.ZoneInfo:
+        """The event's time zone."""
+        return zoneinfo.ZoneInfo(self.timezone)
+
+    @property
+    def first_day(self) -> date:
+        """The local date the event starts on."""
+        return self.start.date() if isinstance(self.start, datetime) else self.start
+
+    @property
+    def last_day(self) -> date:
+        """The last local date the event covers (inclusive)."""
+        if isinstance(self.end, datetime):
+            assert isinstance(self.start, datetime)  # noqa: S101 - guaranteed by the validator
+            # An event ending at midnight does not cover the day that midnight opens.
+            end = self.end - timedelta(microseconds=1) if self.end > self.start else self.end
+            return end.date()
+        return self.end
+
+    def begins(self, all_day_at: time) -> datetime:
+        """The instant the event begins; an all-day event begins at ``all_day_at`` local time."""
+        if isinstance(self.start, datetime):
+            return self.start
+        wall = datetime.combine(self.start, all_day_at)
+        return wall.replace(tzinfo=self.zone)
+
+
+class Calendar(Record):
+    """A named set of events with a default zone and a reminder policy."""
+
+    id: Slug
+    name: Title
+    description: Text = ""
+    timezone: TimeZoneName
+    reminders: ReminderPolicy = ReminderPolicy()
+    events: tuple[Event, ...] = ()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _inherit(cls, data: Any) -> Any:  # noqa: ANN401 - pydantic hands over raw input
+        """Give each event its calendar's id and, unless it has its own, the default zone."""
+        if not isinstance(data, dict) or not isinstance(data.get("events"), list | tuple):
+            return data
+        # An invalid default zone is reported once, on the calendar, not again on each event.
+        zone = data.get("timezone") if is_zone(data.get("timezone")) else "UTC"
+        events = [
+            {"calendar": data.get("id"), "timezone": zone, **event}
+            if isinstance(event, dict)
+            else event
+            for event in data["events"]
+        ]
+        return {**data, "events": events}
+
+    @model_validator(mode="after")
+    def _references(self) -> Self:
+        index = {event.id: n for n, event in reversed(list(enumerate(self.events)))}
+        for n, event in enumerate(self.events):
+            if index[event.id] != n:
+                msg = f"{event.id!r} repeats events[{index[event.id]}].id"
+                raise InvalidField(("events", n, "id"), msg)
+            if event.calendar != self.id:
+                msg = f"{event.calendar!r} is not this calendar ({self.id!r})"
+                raise InvalidField(("events", n, "calendar"), msg)
+        for n, event in enumerate(self.events):
+            if event.related_to is None:
+                continue
+            if event.related_to == event.id:
+                raise InvalidField(("events", n, "related_to"), "an event cannot relate to itself")
+            if event.related_to not in index:
+                msg = f"{event.related_to!r} names no event in this calendar"
+                raise InvalidField(("events", n, "related_to"), msg)
+        return self
+
+
+def in_start_order(calendars: tuple[Calendar, ...] | list[Calendar]) -> list[Event]:
+    """Every event of ``calendars`` by the instant it begins (an all-day one at local midnight)."""
+
+    def order(event: Event) -> tuple[datetime, str, str]:
+        return (event.begins(time.min).astimezone(UTC), event.calendar, event.id)
+
+    return sorted((e for c in calendars for e in c.events), key=order)

@@ -1,0 +1,100 @@
+"""Pure: calendars and a reminder policy in, the reminders they call for out, each with a stable key."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, time
+
+from pydantic import AwareDatetime
+
+from eventwatch.models import (
+    Calendar,
+    Event,
+    Offset,
+    Recipient,
+    Record,
+    ReminderPolicy,
+    Status,
+    in_start_order,
+)
+
+FALLBACK_ALL_DAY_AT = time(9, 0)
+"""When an all-day event's reminders are anchored if no level of policy says."""
+
+
+class Reminder(Record):
+    """One reminder: an event, a recipient, how long before, and the instant it is due."""
+
+    event: Event
+    recipient: Recipient
+    offset: Offset
+    starts: AwareDatetime
+    due: AwareDatetime
+
+    @property
+    def key(self) -> str:
+        """Stable identity: the event's uid and start, the offset and the recipient.
+
+        A moved event gets new keys, so its old reminders can be told apart from the new ones.
+        """
+        start = self.starts.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+        return f"{self.event.uid}|{start}|{self.offset}|{self.recipient.address.lower()}"
+
+    @property
+    def due_local(self) -> datetime:
+        """The due instant on the event's local clock."""
+        return self.due.astimezone(self.event.zone)
+
+
+def _merge(*groups: tuple[Recipient, ...]) -> list[Recipient]:
+    """Recipients of every level, each address once (the most general level's entry wins)."""
+    seen: dict[str, Recipient] = {}
+    for group in groups:
+        for recipient in group:
+            seen.setdefault(recipient.address.lower(), recipient)
+    return list(seen.values())
+
+
+def for_event(event: Event, calendar: ReminderPolicy, defaults: ReminderPolicy) -> list[Reminder]:
+    """The reminders one event calls for under its calendar's policy and the defaults."""
+    if event.status is Status.CANCELLED:
+        return []
+    levels = (event.reminders, calendar, defaults)
+    offsets = next((p.offsets for p in levels if p.offsets is not None), ())
+    anchor = next((p.all_day_at for p in levels if p.all_day_at is not None), FALLBACK_ALL_DAY_AT)
+    starts = event.begins(anchor)
+    return [
+        Reminder(
+            event=event,
+            recipient=recipient,
+            offset=offset,
+            starts=starts,
+            due=offset.before(starts),
+        )
+        for offset in offsets
+        for recipient in _merge(defaults.recipients, calendar.recipients, event.reminders.recipients)
+    ]
+
+
+def reminders(calendars: tuple[Calendar, ...], defaults: ReminderPolicy) -> list[Reminder]:
+    """Every reminder the calendars call for, past and future, in due order."""
+    policies = {c.id: c.reminders for c in calendars}
+    found = [
+        reminder
+        for event in in_start_order(calendars)
+        for reminder in for_event(event, policies[event.calendar], defaults)
+    ]
+    return sorted(found, key=lambda r: (r.due, r.key))
+
+
+def plan(
+    calendars: tuple[Calendar, ...],
+    defaults: ReminderPolicy,
+    at: datetime,
+    until: datetime | None = None,
+) -> list[Reminder]:
+    """The reminders due at or after ``at`` and, if given, before ``until``, in due order."""
+    return [
+        r
+        for r in reminders(calendars, defaults)
+        if r.due >= at and (until is None or r.due < until)
+    ]

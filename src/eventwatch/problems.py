@@ -1,0 +1,100 @@
+"""Pydantic validation errors turned into problems a person can act on without the code."""
+
+from __future__ import annotations
+
+import difflib
+import re
+import types
+import typing
+from collections.abc import Callable
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from eventwatch.errors import InvalidField, Problem
+
+Loc = tuple[str | int, ...]
+Where = Callable[[Loc], tuple[str, int | None]]
+"""Given a field's location, the source to name (a file, a variable) and its line if known."""
+
+# Pydantic adds the names of union members and validator functions to an error's location;
+# only field names (lowercase identifiers) and list indices are where a person typed something.
+_FIELD = re.compile(r"[a-z_][a-z0-9_]*")
+
+
+def field_path(loc: Loc) -> str:
+    """Render a location as a person writes it: ``events[1].timezone``."""
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
+    return out
+
+
+def _models_in(annotation: Any) -> list[type[BaseModel]]:  # noqa: ANN401 - any annotation
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    found: list[type[BaseModel]] = []
+    if typing.get_origin(annotation) in {typing.Union, types.UnionType, tuple, list, typing.Annotated}:
+        for arg in typing.get_args(annotation):
+            found.extend(_models_in(arg))
+    return found
+
+
+def allowed_keys(model: type[BaseModel], loc: Loc) -> list[str]:
+    """The keys the record at ``loc`` below ``model`` accepts, as they are written in files."""
+    current = model
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        info = current.model_fields.get(part) or next(
+            (f for f in current.model_fields.values() if f.alias == part),
+            None,
+        )
+        inner = _models_in(info.annotation) if info else []
+        if not inner:
+            return []
+        current = inner[0]
+    return [info.alias or name for name, info in current.model_fields.items()]
+
+
+def _message(error: Any, model: type[BaseModel], loc: Loc, *, show_input: bool) -> str:  # noqa: ANN401
+    kind = error["type"]
+    if kind == "missing":
+        return "required, but missing"
+    if kind == "extra_forbidden":
+        keys = allowed_keys(model, loc[:-1])
+        guess = difflib.get_close_matches(str(loc[-1]), keys, n=1)
+        hint = f" (did you mean {guess[0]!r}?)" if guess else ""
+        return f"unknown key{hint}; allowed here: {', '.join(keys)}"
+    cause = error.get("ctx", {}).get("error")
+    if kind in {"value_error", "assertion_error"} and cause is not None:
+        return str(cause)
+    text = str(error["msg"])
+    if show_input:
+        text += f", got {error['input']!r}"
+    return text
+
+
+def problems(
+    exc: ValidationError,
+    model: type[BaseModel],
+    where: Where,
+    *,
+    show_input: bool = True,
+) -> list[Problem]:
+    """One problem per validation error, each naming its source, line and field.
+
+    ``show_input`` is off for settings, so that a secret never reaches a message.
+    """
+    found: list[Problem] = []
+    for error in exc.errors(include_url=False):
+        loc: Loc = tuple(p for p in error["loc"] if isinstance(p, int) or _FIELD.fullmatch(p))
+        cause = error.get("ctx", {}).get("error")
+        if isinstance(cause, InvalidField):
+            loc = (*loc, *cause.loc)
+        source, line = where(loc)
+        message = _message(error, model, loc, show_input=show_input)
+        problem = Problem(source, field_path(loc), message, line)
+        if problem not in found:
+            found.append(problem)
+    return found

@@ -1,0 +1,77 @@
+"""Pure: events and reminders as the rows ``list`` and ``plan`` print, in JSON or as text."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from eventwatch.models import Event
+    from eventwatch.planner import Reminder
+
+
+def _iso(value: datetime) -> str:
+    """An ISO 8601 date-time; UTC ones end in ``Z`` as most readers expect."""
+    text = value.isoformat()
+    return text.removesuffix("+00:00") + "Z" if value.utcoffset() is not None and value.tzinfo is UTC else text
+
+
+def event_row(event: Event) -> dict[str, Any]:
+    """An event as JSON: all-day dates with ``end`` inclusive, timed ones with their zone's offset."""
+    if event.all_day:
+        start, end = event.first_day.isoformat(), event.last_day.isoformat()
+    else:
+        start, end = event.start.isoformat(), event.end.isoformat()
+    return {
+        "uid": event.uid,
+        "calendar": event.calendar,
+        "id": event.id,
+        "title": event.title,
+        "start": start,
+        "end": end,
+        "all_day": event.all_day,
+        "timezone": event.timezone,
+        "location": event.location,
+        "categories": list(event.categories),
+        "status": event.status.value,
+    }
+
+
+def reminder_row(reminder: Reminder) -> dict[str, Any]:
+    """A reminder as JSON: ``due`` in UTC ending in ``Z``, ``due_local`` in the event's zone."""
+    return {
+        "event_uid": reminder.event.uid,
+        "title": reminder.event.title,
+        "recipient": reminder.recipient.address,
+        "offset": str(reminder.offset),
+        "due": _iso(reminder.due.astimezone(UTC)),
+        "due_local": reminder.due_local.isoformat(),
+    }
+
+
+def _when(event: Event) -> str:
+    if event.all_day:
+        if event.first_day == event.last_day:
+            return f"{event.first_day} (all day)"
+        return f"{event.first_day} to {event.last_day} (all day)"
+    assert isinstance(event.start, datetime)  # noqa: S101 - not all-day means a date-time
+    assert isinstance(event.end, datetime)  # noqa: S101
+    end = event.end.strftime("%H:%M") if event.first_day == event.last_day else event.end.strftime("%Y-%m-%d %H:%M")
+    return f"{event.start:%Y-%m-%d %H:%M}-{end}"
+
+
+def event_line(event: Event) -> str:
+    """An event as one line of text."""
+    status = "" if event.status.value == "confirmed" else f" [{event.status.value}]"
+    where = f", {event.location}" if event.location else ""
+    return f"{_when(event)} {event.timezone}  {event.calendar}/{event.id}  {event.title}{where}{status}"
+
+
+def reminder_line(reminder: Reminder) -> str:
+    """A reminder as one line of text: due in UTC and on the event's clock."""
+    due = reminder.due.astimezone(UTC)
+    local = reminder.due_local
+    return (
+        f"{due:%Y-%m-%d %H:%M}Z ({local:%Y-%m-%d %H:%M} {reminder.event.timezone})  "
+        f"{str(reminder.offset):>5} before  {reminder.recipient.address}  {reminder.event.title}"
+    )

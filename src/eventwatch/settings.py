@@ -1,0 +1,291 @@
+"""The settings: a TOML file, overridden by ``EVENTWATCH_*`` variables, overridden by ``--set``."""
+
+from __future__ import annotations
+
+import contextvars
+import email.headerregistry
+import email.utils
+import os
+import tomllib
+from datetime import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Self
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    HttpUrl,
+    SecretStr,
+    TypeAdapter,
+    ValidationError,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from eventwatch import problems, tomlfile
+from eventwatch.errors import InvalidField, InvalidInputError, Problem, SettingsError
+from eventwatch.models import EmailAddress, Offset, ReminderPolicy
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+ENV_PREFIX = "EVENTWATCH_"
+CONFIG_VARIABLE = "EVENTWATCH_CONFIG"
+SEARCH_PATH = (Path("config/eventwatch.toml"), Path("/etc/eventwatch/eventwatch.toml"))
+
+# Loading is one synchronous call; these carry its inputs into pydantic-settings' hooks, which
+# are class methods and validators with no other way to receive them.
+_FILE_DATA: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("file_data")
+_BASE_DIR: contextvars.ContextVar[Path] = contextvars.ContextVar("base_dir")
+
+
+def _against_config_folder(path: Path) -> Path:
+    """Resolve a relative path against the config file's folder, whatever set it."""
+    return path if path.is_absolute() else (_BASE_DIR.get(Path.cwd()) / path)
+
+
+ConfigPath = Annotated[Path, AfterValidator(_against_config_folder)]
+"""A path; relative ones are read from the config file's folder, so a copied folder works."""
+
+_EMAIL = TypeAdapter(EmailAddress)
+_HEADERS = email.headerregistry.HeaderRegistry()
+
+
+def _sender(value: str) -> str:
+    """One address, optionally with a name: ``eventwatch <eventwatch@example.org>``."""
+    header = _HEADERS("From", value)
+    addresses = header.addresses  # type: ignore[attr-defined]
+    if header.defects or len(addresses) != 1 or not addresses[0].addr_spec.strip("@"):
+        msg = "expected one address like 'eventwatch <eventwatch@example.org>'"
+        raise ValueError(msg)
+    try:
+        address = _EMAIL.validate_python(addresses[0].addr_spec)
+    except ValidationError as exc:
+        raise ValueError(exc.errors()[0]["ctx"]["error"]) from None
+    return email.utils.formataddr((addresses[0].display_name, address))
+
+
+class Section(BaseModel):
+    """Base of a settings section: immutable, unknown keys refused, input kept out of errors."""
+
+    model_config = ConfigDict(
+        frozen=True,
+        extra="forbid",
+        hide_input_in_errors=True,
+        validate_default=True,
+    )
+
+
+class ServerSettings(Section):
+    """Where the HTTP server listens and the address subscribers reach it at."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=1, le=65535)
+    public_url: HttpUrl | None = None
+
+
+class MailSettings(Section):
+    """How reminders leave: written to a Maildir or sent through an SMTP server."""
+
+    delivery: Literal["maildir", "smtp"] = "maildir"
+    sender: Annotated[str, AfterValidator(_sender)] | None = Field(default=None, alias="from")
+
+    model_config = ConfigDict(populate_by_name=True)
+
+
+class SmtpSettings(Section):
+    """The SMTP server reminders are sent through when ``[mail] delivery = "smtp"``."""
+
+    host: str = "localhost"
+    port: int | None = Field(default=None, ge=1, le=65535)
+    security: Literal["starttls", "tls", "none"] = "starttls"
+    username: str | None = None
+    password: SecretStr | None = None
+    password_file: ConfigPath | None = None
+
+    @model_validator(mode="after")
+    def _read_password_file(self) -> Self:
+        if self.password_file is None:
+            return self
+        if self.password is not None:
+            raise InvalidField(("password_file",), "set password or password_file, not both")
+        try:
+            secret = self.password_file.read_text(encoding="utf-8").rstrip("\r\n")
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = getattr(exc, "strerror", None) or str(exc)
+            msg = f"cannot read {self.password_file}: {reason}"
+            raise InvalidField(("password_file",), msg) from None
+        # The model is frozen for everyone else; this is its own validator completing it.
+        object.__setattr__(self, "password", SecretStr(secret))
+        return self
+
+    @property
+    def effective_port(self) -> int:
+        """The port to connect to: the setting, else the standard one for the security mode."""
+        return self.port or {"starttls": 587, "tls": 465, "none": 25}[self.security]
+
+
+class ReminderDefaults(ReminderPolicy):
+    """The policy every calendar inherits where it sets nothing itself."""
+
+    offsets: tuple[Offset, ...] | None = (Offset(days=1, seconds=0),)
+    all_day_at: time | None = time(9, 0)
+
+    model_config = ConfigDict(hide_input_in_errors=True)
+
+
+class Settings(BaseSettings):
+    """Everything eventwatch is configured with."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+        hide_input_in_errors=True,
+        validate_default=True,
+    )
+
+    calendars_dir: ConfigPath = Path("calendars")
+    state_dir: ConfigPath = Path("state")
+    server: ServerSettings = ServerSettings()
+    mail: MailSettings = MailSettings()
+    smtp: SmtpSettings = SmtpSettings()
+    reminders: ReminderDefaults = ReminderDefaults()
+
+    @model_validator(mode="after")
+    def _smtp_needs_sender(self) -> Self:
+        if self.mail.delivery == "smtp" and self.mail.sender is None:
+            raise InvalidField(("mail", "from"), 'required when delivery = "smtp"')
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Command line (``init``) over environment over the file; no dotenv, no secrets dir."""
+        del dotenv_settings, file_secret_settings
+        return (init_settings, env_settings, _FileSource(settings_cls))
+
+
+class _FileSource(PydanticBaseSettingsSource):
+    """The parsed settings file, the lowest-precedence source."""
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:  # noqa: ANN401
+        """Unused: ``__call__`` hands over the whole file at once."""
+        del field
+        return _FILE_DATA.get({}).get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        """The file's data."""
+        return dict(_FILE_DATA.get({}))
+
+
+def find_config(explicit: Path | None, environ: Mapping[str, str]) -> Path:
+    """The settings file to read: ``--config``, else ``$EVENTWATCH_CONFIG``, else the search path.
+
+    A file named by ``--config`` or the variable must exist; it is never silently replaced.
+    """
+    if explicit is not None:
+        named, how = explicit, "--config"
+    elif environ.get(CONFIG_VARIABLE):
+        named, how = Path(environ[CONFIG_VARIABLE]), f"${CONFIG_VARIABLE}"
+    else:
+        for candidate in SEARCH_PATH:
+            if candidate.is_file():
+                return candidate
+        tried = ", ".join(str(p) for p in SEARCH_PATH)
+        message = f"no settings file: give --config PATH or set {CONFIG_VARIABLE} (tried {tried})"
+        raise SettingsError([Problem("eventwatch", "", message)])
+    if not named.is_file():
+        problem = Problem(tomlfile.display(named), "", f"settings file given by {how} does not exist")
+        raise SettingsError([problem])
+    return named
+
+
+def parse_overrides(pairs: list[str]) -> dict[str, Any]:
+    """Turn ``--set section.key=value`` pairs into nested data; values are read as TOML when they parse."""
+    nested: dict[str, Any] = {}
+    found: list[Problem] = []
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        parts = [p.strip() for p in key.split(".")]
+        if not sep or not all(parts):
+            found.append(Problem("--set", pair, "expected KEY=VALUE, e.g. server.port=9000"))
+            continue
+        try:
+            value: Any = tomllib.loads(f"v = {raw}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = raw
+        target = nested
+        for part in parts[:-1]:
+            target = target.setdefault(part, {})
+            if not isinstance(target, dict):
+                found.append(Problem("--set", key, "sets both a section and a value inside it"))
+                break
+        else:
+            target[parts[-1]] = value
+    if found:
+        raise SettingsError(found)
+    return nested
+
+
+def _unknown_variables(environ: Mapping[str, str]) -> list[Problem]:
+    """``EVENTWATCH_*`` variables that name no setting: a typo there must not pass silently."""
+    found = []
+    for name in sorted(environ):
+        if not name.upper().startswith(ENV_PREFIX) or name.upper() == CONFIG_VARIABLE:
+            continue
+        loc = tuple(name[len(ENV_PREFIX) :].lower().split("__"))
+        if loc[-1] not in problems.allowed_keys(Settings, loc[:-1]):
+            found.append(Problem(f"${name}", "", "names no setting"))
+    return found
+
+
+def load(config: Path | None = None, overrides: list[str] | None = None) -> Settings:
+    """Find, read and validate the settings; raises ``SettingsError`` with every problem found.
+
+    Reads ``os.environ``, as pydantic-settings does: this is where the environment enters.
+    """
+    environ = os.environ
+    path = find_config(config, environ)
+    try:
+        doc = tomlfile.read(path)
+    except InvalidInputError as exc:
+        raise SettingsError(exc.problems) from exc
+    given = parse_overrides(overrides or [])
+    found = _unknown_variables(environ)
+
+    def where(loc: problems.Loc) -> tuple[str, int | None]:
+        for end in range(len(loc), 0, -1):
+            names = [str(p) for p in loc[:end] if isinstance(p, str)]
+            if len(names) == end and ENV_PREFIX + "__".join(names).upper() in environ_upper:
+                return f"${ENV_PREFIX}{'__'.join(names).upper()}", None
+            value: Any = given
+            for part in loc[:end]:
+                value = value.get(part) if isinstance(value, dict) else None
+            if value is not None:
+                return "--set", None
+        return doc.name, doc.line_of(loc)
+
+    environ_upper = {name.upper() for name in environ}
+    data_token = _FILE_DATA.set(doc.data)
+    base_token = _BASE_DIR.set(path.resolve().parent)
+    try:
+        settings = Settings(**given)
+    except ValidationError as exc:
+        found.extend(problems.problems(exc, Settings, where, show_input=False))
+        raise SettingsError(found) from None
+    finally:
+        _FILE_DATA.reset(data_token)
+        _BASE_DIR.reset(base_token)
+    if found:
+        raise SettingsError(found)
+    return settings
