@@ -8,14 +8,10 @@ from pydantic import ValidationError
 
 from eventwatch import problems, tomlfile
 from eventwatch.errors import CalendarError, InvalidInputError, Problem
-from eventwatch.models import Calendar
+from eventwatch.models import Calendar, Event, derived_fields
 
 if TYPE_CHECKING:
     from pathlib import Path
-
-# Keys the reader fills in itself; a file that sets them has a typo or a misunderstanding.
-_DERIVED_CALENDAR_KEYS = ("id",)
-_DERIVED_EVENT_KEYS = ("calendar",)
 
 
 def files(directory: Path) -> list[Path]:
@@ -24,14 +20,17 @@ def files(directory: Path) -> list[Path]:
 
 
 def _derived_keys(doc: tomlfile.Document) -> list[Problem]:
+    """Keys the reader fills in itself; a file that sets them has a typo or a misunderstanding."""
     found = [
-        Problem(doc.name, key, "unknown key (the calendar's id is its file name)", doc.line_of((key,)))
-        for key in _DERIVED_CALENDAR_KEYS
+        Problem(
+            doc.name, key, "unknown key (the calendar's id is its file name)", doc.line_of((key,))
+        )
+        for key in derived_fields(Calendar)
         if key in doc.data
     ]
     events = doc.data.get("events")
     for n, event in enumerate(events if isinstance(events, list) else []):
-        for key in _DERIVED_EVENT_KEYS:
+        for key in derived_fields(Event):
             if isinstance(event, dict) and key in event:
                 loc = ("events", n, key)
                 message = "unknown key (an event belongs to the calendar of its file)"

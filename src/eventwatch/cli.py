@@ -63,7 +63,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser = argparse.ArgumentParser(
         prog="eventwatch",
-        description="Calendar-and-reminder daemon: typed events, iCalendar feeds, e-mail reminders.",
+        description="Calendar-and-reminder daemon: typed events, iCalendar feeds, reminders.",
         parents=[common],
     )
     parser.add_argument("--version", action="version", version=f"eventwatch {__version__}")

@@ -6,7 +6,7 @@ The tree::
     ├── InvalidInputError           exit 2: something a person wrote is wrong; carries problems
     │   ├── SettingsError           the settings file, the environment or --set
     │   └── CalendarError           one or more calendar files
-    └── RuntimeFailure              exit 1: the input was fine, the work failed (I/O, servers)
+    └── OperationError              exit 1: the input was fine, the work failed (I/O, servers)
 
     InvalidField(ValueError)        raised inside record validators to point at a nested field;
                                     it never leaves validation (the readers turn it into a Problem)
@@ -32,7 +32,9 @@ class Problem:
     def __str__(self) -> str:
         """Render as ``SOURCE:LINE: field: message``, leaving out what is unknown."""
         where = self.source if self.line is None else f"{self.source}:{self.line}"
-        return f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
+        return (
+            f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
+        )
 
 
 class EventwatchError(Exception):
@@ -60,7 +62,7 @@ class CalendarError(InvalidInputError):
     """One or more calendar files are invalid."""
 
 
-class RuntimeFailure(EventwatchError):
+class OperationError(EventwatchError):
     """The input was valid but the work could not be done (a file system or server failure)."""
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import functools
 import re
@@ -18,7 +19,10 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
+    Field,
     HttpUrl,
+    ValidationInfo,
+    field_validator,
     model_validator,
 )
 from pydantic_core import core_schema
@@ -33,6 +37,20 @@ class Record(BaseModel):
     """Base of every record: immutable, and unknown keys are errors rather than ignored."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+def _derived() -> Any:  # noqa: ANN401 - pydantic's Field is typed to fit any annotation
+    """Mark a field its reader fills in (a calendar's id is its file name); files may not set it."""
+    return Field(json_schema_extra={"derived": True})
+
+
+def derived_fields(model: type[BaseModel]) -> list[str]:
+    """The fields of ``model`` that files may not set because the reader derives them."""
+    return [
+        name
+        for name, info in model.model_fields.items()
+        if isinstance(info.json_schema_extra, dict) and info.json_schema_extra.get("derived")
+    ]
 
 
 # --- text -----------------------------------------------------------------------------------
@@ -301,13 +319,18 @@ class ReminderPolicy(Record):
         return self
 
 
-def _when(value: object, zone: tzinfo | None, key: str) -> object:
+_NO_END = object()
+"""Stands in for the missing end of a timed event, so that only that field reports it."""
+
+
+def _when(value: object, zone: tzinfo | None) -> date | datetime:
     """Turn a file's start or end into a date or an aware date-time in the event's zone."""
+    if value is _NO_END:
+        msg = "a timed event needs an end (only all-day events may leave it out)"
+        raise ValueError(msg)
     if isinstance(value, str):
-        try:
+        with contextlib.suppress(ValueError):  # what is left unparsed is reported below
             value = datetime.fromisoformat(value) if "T" in value else date.fromisoformat(value)
-        except ValueError:
-            pass
     if type(value) is date:
         return value
     if isinstance(value, datetime):
@@ -315,14 +338,13 @@ def _when(value: object, zone: tzinfo | None, key: str) -> object:
             # The zone itself is invalid and reported on its own; a placeholder keeps this
             # field from repeating that one problem.
             return value if value.tzinfo else value.replace(tzinfo=UTC)
-        if value.tzinfo is not None:
-            return value.astimezone(zone)
-        try:
-            return localize(value, zone)
-        except ValueError as exc:
-            raise InvalidField((key,), str(exc)) from exc
+        return value.astimezone(zone) if value.tzinfo else localize(value, zone)
     msg = f"expected a date (2026-07-07) or a local date-time (2026-07-07T10:00:00), got {value!r}"
-    raise InvalidField((key,), msg)
+    raise ValueError(msg)
+
+
+def _is_timed(value: object) -> bool:
+    return isinstance(value, datetime) or (isinstance(value, str) and "T" in value)
 
 
 class Event(Record):
@@ -332,12 +354,13 @@ class Event(Record):
     timed events hold aware date-times in the event's zone, with ``end`` exclusive.
     """
 
-    calendar: Slug
+    calendar: Slug = _derived()
     id: Slug
     title: Title
+    # The zone comes before start and end so that their validators can read it.
+    timezone: TimeZoneName
     start: date | datetime
     end: date | datetime
-    timezone: TimeZoneName
     location: Line = ""
     description: Text = ""
     categories: tuple[Title, ...] = ()
@@ -350,32 +373,30 @@ class Event(Record):
 
     @model_validator(mode="before")
     @classmethod
-    def _localize(cls, data: Any) -> Any:  # noqa: ANN401 - pydantic hands over raw input
-        if not isinstance(data, dict):
-            return data
-        data = dict(data)
-        name = data.get("timezone")
-        zone = zoneinfo.ZoneInfo(name) if is_zone(name) else None
-        for key in ("start", "end"):
-            if key in data:
-                data[key] = _when(data[key], zone, key)
-        if "end" not in data:
-            if isinstance(data.get("start"), datetime):
-                msg = "a timed event needs an end (only all-day events may leave it out)"
-                raise InvalidField(("end",), msg)
-            if "start" in data:
-                data["end"] = data["start"]
+    def _default_end(cls, data: Any) -> Any:  # noqa: ANN401 - pydantic hands over raw input
+        if isinstance(data, dict) and "start" in data and "end" not in data:
+            return {**data, "end": _NO_END if _is_timed(data["start"]) else data["start"]}
         return data
 
-    @model_validator(mode="after")
-    def _end_after_start(self) -> Self:
-        if isinstance(self.start, datetime) != isinstance(self.end, datetime):
+    @field_validator("start", "end", mode="before")
+    @classmethod
+    def _localize(cls, value: object, info: ValidationInfo) -> date | datetime:
+        name = info.data.get("timezone")
+        return _when(value, zoneinfo.ZoneInfo(name) if name else None)
+
+    @field_validator("end")
+    @classmethod
+    def _end_after_start(cls, end: date | datetime, info: ValidationInfo) -> date | datetime:
+        start = info.data.get("start")
+        if start is None:
+            return end
+        if isinstance(start, datetime) != isinstance(end, datetime):
             msg = "start and end must both be dates (all day) or both be date-times"
-            raise InvalidField(("end",), msg)
-        if self.end < self.start:  # type: ignore[operator]
-            msg = f"{self.end.isoformat()} is before start {self.start.isoformat()}"
-            raise InvalidField(("end",), msg)
-        return self
+            raise ValueError(msg)
+        if end < start:
+            msg = f"{end.isoformat()} is before start {start.isoformat()}"
+            raise ValueError(msg)
+        return end
 
     @property
     def uid(self) -> str:
@@ -418,7 +439,7 @@ class Event(Record):
 class Calendar(Record):
     """A named set of events with a default zone and a reminder policy."""
 
-    id: Slug
+    id: Slug = _derived()
     name: Title
     description: Text = ""
     timezone: TimeZoneName

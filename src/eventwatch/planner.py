@@ -1,4 +1,4 @@
-"""Pure: calendars and a reminder policy in, the reminders they call for out, each with a stable key."""
+"""Pure: calendars and a reminder policy in, the reminders they call for out, with stable keys."""
 
 from __future__ import annotations
 
@@ -71,7 +71,9 @@ def for_event(event: Event, calendar: ReminderPolicy, defaults: ReminderPolicy) 
             due=offset.before(starts),
         )
         for offset in offsets
-        for recipient in _merge(defaults.recipients, calendar.recipients, event.reminders.recipients)
+        for recipient in _merge(
+            defaults.recipients, calendar.recipients, event.reminders.recipients
+        )
     ]
 
 

@@ -12,6 +12,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from eventwatch.errors import InvalidField, Problem
+from eventwatch.models import derived_fields
 
 Loc = tuple[str | int, ...]
 Where = Callable[[Loc], tuple[str, int | None]]
@@ -34,7 +35,13 @@ def _models_in(annotation: Any) -> list[type[BaseModel]]:  # noqa: ANN401 - any 
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return [annotation]
     found: list[type[BaseModel]] = []
-    if typing.get_origin(annotation) in {typing.Union, types.UnionType, tuple, list, typing.Annotated}:
+    if typing.get_origin(annotation) in {
+        typing.Union,
+        types.UnionType,
+        tuple,
+        list,
+        typing.Annotated,
+    }:
         for arg in typing.get_args(annotation):
             found.extend(_models_in(arg))
     return found
@@ -54,7 +61,8 @@ def allowed_keys(model: type[BaseModel], loc: Loc) -> list[str]:
         if not inner:
             return []
         current = inner[0]
-    return [info.alias or name for name, info in current.model_fields.items()]
+    hidden = set(derived_fields(current))
+    return [info.alias or name for name, info in current.model_fields.items() if name not in hidden]
 
 
 def _message(error: Any, model: type[BaseModel], loc: Loc, *, show_input: bool) -> str:  # noqa: ANN401

@@ -10,14 +10,8 @@ if TYPE_CHECKING:
     from eventwatch.planner import Reminder
 
 
-def _iso(value: datetime) -> str:
-    """An ISO 8601 date-time; UTC ones end in ``Z`` as most readers expect."""
-    text = value.isoformat()
-    return text.removesuffix("+00:00") + "Z" if value.utcoffset() is not None and value.tzinfo is UTC else text
-
-
 def event_row(event: Event) -> dict[str, Any]:
-    """An event as JSON: all-day dates with ``end`` inclusive, timed ones with their zone's offset."""
+    """An event as JSON: all-day dates with ``end`` inclusive, date-times with their offset."""
     if event.all_day:
         start, end = event.first_day.isoformat(), event.last_day.isoformat()
     else:
@@ -44,7 +38,7 @@ def reminder_row(reminder: Reminder) -> dict[str, Any]:
         "title": reminder.event.title,
         "recipient": reminder.recipient.address,
         "offset": str(reminder.offset),
-        "due": _iso(reminder.due.astimezone(UTC)),
+        "due": f"{reminder.due.astimezone(UTC):%Y-%m-%dT%H:%M:%SZ}",
         "due_local": reminder.due_local.isoformat(),
     }
 
@@ -56,7 +50,11 @@ def _when(event: Event) -> str:
         return f"{event.first_day} to {event.last_day} (all day)"
     assert isinstance(event.start, datetime)  # noqa: S101 - not all-day means a date-time
     assert isinstance(event.end, datetime)  # noqa: S101
-    end = event.end.strftime("%H:%M") if event.first_day == event.last_day else event.end.strftime("%Y-%m-%d %H:%M")
+    end = (
+        event.end.strftime("%H:%M")
+        if event.first_day == event.last_day
+        else event.end.strftime("%Y-%m-%d %H:%M")
+    )
     return f"{event.start:%Y-%m-%d %H:%M}-{end}"
 
 
@@ -64,7 +62,8 @@ def event_line(event: Event) -> str:
     """An event as one line of text."""
     status = "" if event.status.value == "confirmed" else f" [{event.status.value}]"
     where = f", {event.location}" if event.location else ""
-    return f"{_when(event)} {event.timezone}  {event.calendar}/{event.id}  {event.title}{where}{status}"
+    name = f"{event.calendar}/{event.id}"
+    return f"{_when(event)} {event.timezone}  {name}  {event.title}{where}{status}"
 
 
 def reminder_line(reminder: Reminder) -> str:
@@ -73,5 +72,5 @@ def reminder_line(reminder: Reminder) -> str:
     local = reminder.due_local
     return (
         f"{due:%Y-%m-%d %H:%M}Z ({local:%Y-%m-%d %H:%M} {reminder.event.timezone})  "
-        f"{str(reminder.offset):>5} before  {reminder.recipient.address}  {reminder.event.title}"
+        f"{reminder.offset!s:>5} before  {reminder.recipient.address}  {reminder.event.title}"
     )

@@ -205,13 +205,15 @@ def find_config(explicit: Path | None, environ: Mapping[str, str]) -> Path:
         message = f"no settings file: give --config PATH or set {CONFIG_VARIABLE} (tried {tried})"
         raise SettingsError([Problem("eventwatch", "", message)])
     if not named.is_file():
-        problem = Problem(tomlfile.display(named), "", f"settings file given by {how} does not exist")
+        problem = Problem(
+            tomlfile.display(named), "", f"settings file given by {how} does not exist"
+        )
         raise SettingsError([problem])
     return named
 
 
 def parse_overrides(pairs: list[str]) -> dict[str, Any]:
-    """Turn ``--set section.key=value`` pairs into nested data; values are read as TOML when they parse."""
+    """Turn ``--set section.key=value`` pairs into nested data; values are TOML where they parse."""
     nested: dict[str, Any] = {}
     found: list[Problem] = []
     for pair in pairs:

@@ -13,7 +13,9 @@ from eventwatch.errors import InvalidInputError, Problem
 Loc = tuple[str | int, ...]
 
 _HEADER = re.compile(r"\s*(\[\[?)\s*([^\[\]]+?)\s*\]\]?\s*(?:#.*)?")
-_KEY = re.compile(r"\s*((?:[A-Za-z0-9_-]+|\"[^\"]*\"|'[^']*')(?:\s*\.\s*(?:[A-Za-z0-9_-]+|\"[^\"]*\"|'[^']*'))*)\s*=\s*(.*)")
+_KEY = re.compile(
+    r"\s*((?:[A-Za-z0-9_-]+|\"[^\"]*\"|'[^']*')(?:\s*\.\s*(?:[A-Za-z0-9_-]+|\"[^\"]*\"|'[^']*'))*)\s*=\s*(.*)"
+)
 _DECODE_LINE = re.compile(r"\(at line (\d+), column \d+\)")
 
 
@@ -26,59 +28,72 @@ def display(path: Path) -> str:
 
 
 def _dotted(text: str) -> list[str]:
-    return [part.strip().strip("\"'") for part in re.split(r"\.(?=(?:[^\"']|\"[^\"]*\"|'[^']*')*$)", text)]
+    return [
+        part.strip().strip("\"'")
+        for part in re.split(r"\.(?=(?:[^\"']|\"[^\"]*\"|'[^']*')*$)", text)
+    ]
 
 
-def _index_lines(text: str) -> dict[Loc, int]:
-    """Map every key, table header and line-per-element array item to its line number.
+class _LineIndex:
+    """Every key, table header and line-per-element array item, with its line number.
 
     tomllib gives no positions, so this reads the few line shapes a calendar or settings
     file uses; it only places errors, the data itself always comes from tomllib.
     """
-    lines: dict[Loc, int] = {}
-    counts: dict[Loc, int] = {}
-    table: Loc = ()
-    closing = ""  # the delimiter of a multi-line string being skipped
-    array: Loc | None = None  # the key of a multi-line array being read
-    items = 0
-    for number, line in enumerate(text.splitlines(), start=1):
-        if closing:
-            if line.count(closing) % 2:
-                closing = ""
-            continue
-        stripped = line.strip()
-        if array is not None:
-            if stripped.startswith("]"):
-                array = None
-            elif stripped and not stripped.startswith("#"):
-                lines.setdefault((*array, items), number)
-                items += 1
-            continue
-        header = _HEADER.fullmatch(line)
-        if header:
-            path: list[str | int] = []
-            parts = _dotted(header.group(2))
-            for n, part in enumerate(parts):
-                path.append(part)
-                if header.group(1) == "[[" and n == len(parts) - 1:
-                    counts[tuple(path)] = counts.get(tuple(path), -1) + 1
-                if tuple(path) in counts:
-                    path.append(counts[tuple(path)])
-            table = tuple(path)
-            lines.setdefault(table, number)
-            continue
-        key = _KEY.fullmatch(line)
-        if not key:
-            continue
-        where = (*table, *_dotted(key.group(1)))
-        lines.setdefault(where, number)
-        value = key.group(2).split("#", 1)[0].strip()
+
+    def __init__(self) -> None:
+        self.lines: dict[Loc, int] = {}
+        self._counts: dict[Loc, int] = {}  # tables of each [[array]] seen so far
+        self._table: Loc = ()
+        self._closing = ""  # the delimiter of a multi-line string being skipped
+        self._array: Loc | None = None  # the key of a multi-line array being read
+        self._items = 0
+
+    def read(self, number: int, line: str) -> None:
+        """Take in one line of the file."""
+        if self._closing:
+            if line.count(self._closing) % 2:
+                self._closing = ""
+        elif self._array is not None:
+            self._array_item(number, line.strip())
+        elif header := _HEADER.fullmatch(line):
+            self._header(number, header.group(1) == "[[", _dotted(header.group(2)))
+        elif key := _KEY.fullmatch(line):
+            self._key(number, _dotted(key.group(1)), key.group(2).split("#", 1)[0].strip())
+
+    def _array_item(self, number: int, stripped: str) -> None:
+        if stripped.startswith("]"):
+            self._array = None
+        elif stripped and not stripped.startswith("#") and self._array is not None:
+            self.lines.setdefault((*self._array, self._items), number)
+            self._items += 1
+
+    def _header(self, number: int, is_array: bool, parts: list[str]) -> None:  # noqa: FBT001
+        path: list[str | int] = []
+        for n, part in enumerate(parts):
+            path.append(part)
+            if is_array and n == len(parts) - 1:
+                self._counts[tuple(path)] = self._counts.get(tuple(path), -1) + 1
+            if tuple(path) in self._counts:
+                path.append(self._counts[tuple(path)])
+        self._table = tuple(path)
+        self.lines.setdefault(self._table, number)
+
+    def _key(self, number: int, parts: list[str], value: str) -> None:
+        where = (*self._table, *parts)
+        self.lines.setdefault(where, number)
         for delimiter in ('"""', "'''"):
             if value.count(delimiter) % 2:
-                closing = delimiter
+                self._closing = delimiter
         if value == "[":
-            array, items = where, 0
-    return lines
+            self._array, self._items = where, 0
+
+
+def _index_lines(text: str) -> dict[Loc, int]:
+    index = _LineIndex()
+    for number, line in enumerate(text.splitlines(), start=1):
+        index.read(number, line)
+    return index.lines
 
 
 @dataclass(frozen=True)
