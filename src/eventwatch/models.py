@@ -322,12 +322,17 @@ class ReminderPolicy(Record):
 _NO_END = object()
 """Stands in for the missing end of a timed event, so that only that field reports it."""
 
+_AS_BAD_START = object()
+"""Stands in for the missing end of an event whose start is invalid and reported already."""
+
 
 def _when(value: object, zone: tzinfo | None) -> date | datetime:
     """Turn a file's start or end into a date or an aware date-time in the event's zone."""
     if value is _NO_END:
         msg = "a timed event needs an end (only all-day events may leave it out)"
         raise ValueError(msg)
+    if value is _AS_BAD_START:
+        return date.min  # never kept: the start's own error fails the record
     if isinstance(value, str):
         with contextlib.suppress(ValueError):  # what is left unparsed is reported below
             value = datetime.fromisoformat(value) if "T" in value else date.fromisoformat(value)
@@ -343,8 +348,11 @@ def _when(value: object, zone: tzinfo | None) -> date | datetime:
     raise ValueError(msg)
 
 
-def _is_timed(value: object) -> bool:
-    return isinstance(value, datetime) or (isinstance(value, str) and "T" in value)
+def _implied_end(start: object) -> object:
+    """The end of an event that gives none: its start day if all-day, else a marker."""
+    if isinstance(start, datetime) or (isinstance(start, str) and "T" in start):
+        return _NO_END
+    return start if isinstance(start, date | str) else _AS_BAD_START
 
 
 class Event(Record):
@@ -375,7 +383,7 @@ class Event(Record):
     @classmethod
     def _default_end(cls, data: Any) -> Any:  # noqa: ANN401 - pydantic hands over raw input
         if isinstance(data, dict) and "start" in data and "end" not in data:
-            return {**data, "end": _NO_END if _is_timed(data["start"]) else data["start"]}
+            return {**data, "end": _implied_end(data["start"])}
         return data
 
     @field_validator("start", "end", mode="before")
@@ -452,10 +460,12 @@ class Calendar(Record):
         """Give each event its calendar's id and, unless it has its own, the default zone."""
         if not isinstance(data, dict) or not isinstance(data.get("events"), list | tuple):
             return data
-        # An invalid default zone is reported once, on the calendar, not again on each event.
+        # An invalid default zone or id is reported once, on the calendar, not again on each
+        # event: the events get placeholders that the calendar's own error makes moot.
         zone = data.get("timezone") if is_zone(data.get("timezone")) else "UTC"
+        calendar_id = data.get("id") if _SLUG.fullmatch(str(data.get("id"))) else "invalid"
         events = [
-            {"calendar": data.get("id"), "timezone": zone, **event}
+            {"calendar": calendar_id, "timezone": zone, **event}
             if isinstance(event, dict)
             else event
             for event in data["events"]

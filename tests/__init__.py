@@ -1,0 +1,1 @@
+"""eventwatch tests, one module per source module."""

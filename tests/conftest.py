@@ -1,0 +1,109 @@
+"""Shared fixtures: a clean environment, the shipped files, and throw-away config folders."""
+
+from __future__ import annotations
+
+import os
+import textwrap
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from eventwatch import cli
+
+ROOT = Path(__file__).resolve().parent.parent
+SHIPPED_CONFIG = ROOT / "config" / "eventwatch.toml"
+SHIPPED_CALENDARS = ROOT / "calendars"
+
+MINIMAL_CALENDAR = """\
+name = "Test calendar"
+timezone = "Europe/Brussels"
+
+[reminders]
+offsets = ["P1D"]
+recipients = [{ address = "ops@example.org" }]
+
+[[events]]
+id = "meeting"
+title = "Meeting"
+start = 2026-05-04T10:00:00
+end = 2026-05-04T12:00:00
+"""
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Every test starts with no EVENTWATCH_* variable, a fixed zone and its own folder."""
+    for name in list(os.environ):
+        if name.upper().startswith("EVENTWATCH_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("TZ", "UTC")
+    monkeypatch.chdir(tmp_path)
+
+
+@dataclass
+class Site:
+    """A config folder and a calendars folder under a test's own directory."""
+
+    root: Path
+
+    @property
+    def config(self) -> Path:
+        """The settings file."""
+        return self.root / "config" / "eventwatch.toml"
+
+    @property
+    def calendars(self) -> Path:
+        """The calendars folder the settings point at."""
+        return self.root / "calendars"
+
+    def write_config(self, text: str = "") -> Path:
+        """Write the settings file; it always points at ../calendars and ../state."""
+        self.config.parent.mkdir(parents=True, exist_ok=True)
+        head = 'calendars_dir = "../calendars"\nstate_dir = "../state"\n'
+        self.config.write_text(head + textwrap.dedent(text), encoding="utf-8")
+        return self.config
+
+    def write_calendar(self, name: str, text: str) -> Path:
+        """Write one calendar file."""
+        self.calendars.mkdir(parents=True, exist_ok=True)
+        path = self.calendars / f"{name}.toml"
+        path.write_text(textwrap.dedent(text), encoding="utf-8")
+        return path
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Site:
+    """A valid site: settings plus one small calendar, ``test``."""
+    made = Site(tmp_path)
+    made.write_config()
+    made.write_calendar("test", MINIMAL_CALENDAR)
+    return made
+
+
+@dataclass
+class Outcome:
+    """What one run of the command line did."""
+
+    code: int
+    out: str
+    err: str
+
+
+Runner = Callable[..., Outcome]
+
+
+@pytest.fixture
+def run(capsys: pytest.CaptureFixture[str]) -> Runner:
+    """Run ``eventwatch`` in-process and collect its exit code and output."""
+
+    def invoke(*argv: str) -> Outcome:
+        try:
+            code = cli.main(list(argv))
+        except SystemExit as exc:  # argparse exits on usage errors and --help
+            code = int(exc.code or 0)
+        captured = capsys.readouterr()
+        return Outcome(code, captured.out, captured.err)
+
+    return invoke

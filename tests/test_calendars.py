@@ -1,0 +1,290 @@
+"""Calendar files: the shipped NATO calendar, and every way a file can be wrong."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import TYPE_CHECKING
+
+import pytest
+
+from eventwatch import calendars
+from eventwatch.errors import CalendarError
+from eventwatch.models import Status
+
+from .conftest import MINIMAL_CALENDAR, SHIPPED_CALENDARS
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from .conftest import Site
+
+
+class TestShippedCalendar:
+    """The NATO 2026 calendar, every fact from the cited articles."""
+
+    @pytest.fixture
+    def events(self) -> dict[str, calendars.Event]:
+        """The shipped events by id."""
+        (nato,) = calendars.load(SHIPPED_CALENDARS)
+        assert nato.id == "nato-2026"
+        assert nato.name == "NATO meetings 2026"
+        return {e.id: e for e in nato.events}
+
+    def test_three_events(self, events: dict[str, calendars.Event]) -> None:
+        """The ministerial, the NATO-Ukraine Council session and the summit."""
+        assert sorted(events) == [
+            "defence-ministers-2026-02",
+            "nato-ukraine-council-2026-02",
+            "summit-2026-07",
+        ]
+
+    def test_ministerial(self, events: dict[str, calendars.Event]) -> None:
+        """12 February 2026, all day, at NATO HQ in Brussels, chaired by Mark Rutte."""
+        e = events["defence-ministers-2026-02"]
+        assert (e.all_day, e.first_day, e.last_day) == (True, date(2026, 2, 12), date(2026, 2, 12))
+        assert e.timezone == "Europe/Brussels"
+        assert e.location == "NATO Headquarters, Brussels, Belgium"
+        assert e.categories == ("ministerial", "defence")
+        assert e.status is Status.CONFIRMED
+        assert ("Mark Rutte", "NATO Secretary General, chair") in [
+            (p.name, p.role) for p in e.participants
+        ]
+        for topic in (
+            "Ukraine",
+            "eastern flank",
+            "deterrence",
+            "Hague Summit",
+            "5% of GDP",
+            "2035",
+            "industrial production",
+            "KFOR",
+            "Western Balkans",
+            "Ankara",
+        ):
+            assert topic in e.description, topic
+
+    def test_council_session(self, events: dict[str, calendars.Event]) -> None:
+        """The Council session is the same day, related to the ministerial, without reminders."""
+        e = events["nato-ukraine-council-2026-02"]
+        assert (e.first_day, e.last_day, e.timezone) == (date(2026, 2, 12),) * 2 + (
+            "Europe/Brussels",
+        )
+        assert e.related_to == "defence-ministers-2026-02"
+        assert {p.name for p in e.participants} == {"Mykhailo Fedorov", "Kaja Kallas"}
+        assert e.reminders.offsets == ()
+
+    def test_summit(self, events: dict[str, calendars.Event]) -> None:
+        """Ankara, Türkiye, 7 and 8 July 2026: two whole days on Istanbul's clock."""
+        e = events["summit-2026-07"]
+        assert (e.all_day, e.first_day, e.last_day) == (True, date(2026, 7, 7), date(2026, 7, 8))
+        assert e.timezone == "Europe/Istanbul"
+        assert e.location == "Ankara, Türkiye"
+        assert e.categories == ("summit",)
+
+    def test_every_event_cites_its_sources(self, events: dict[str, calendars.Event]) -> None:
+        """Each event names the article it comes from; UNN's was published on 11 February."""
+        for e in events.values():
+            assert {s.publisher for s in e.sources} <= {"RksNews", "UNN, Kyiv"}
+            assert e.sources, e.id
+        unn = [s for s in events["summit-2026-07"].sources if s.publisher == "UNN, Kyiv"]
+        assert [s.published for s in unn] == [date(2026, 2, 11)]
+
+
+def problems_of(directory: Path) -> list[str]:
+    """Every problem ``load`` reports for ``directory``, as printed."""
+    with pytest.raises(CalendarError) as exc:
+        calendars.load(directory)
+    return [str(p) for p in exc.value.problems]
+
+
+EVENT_HEAD = '[[events]]\nid = "meeting"\ntitle = "Meeting"\n'
+
+# (case, file text, the one problem expected); line numbers count from 1 in the file text.
+BAD_FILES = [
+    (
+        "toml syntax",
+        'name = "X"\ntimezone = "UTC"\n[[events]\nid = "a"\n',
+        "bad.toml:3: TOML syntax error: Expected ']]' at the end of an array declaration",
+    ),
+    (
+        "unknown top-level key",
+        'name = "X"\ntimezone = "UTC"\ncolour = "red"\n',
+        (
+            "bad.toml:3: colour: unknown key; allowed here: "
+            "name, description, timezone, reminders, events"
+        ),
+    ),
+    (
+        "unknown event key",
+        'name = "X"\ntimezone = "UTC"\n' + EVENT_HEAD + 'start = 2026-01-01\ntimezon = "UTC"\n',
+        "bad.toml:7: events[0].timezon: unknown key (did you mean 'timezone'?); allowed here:",
+    ),
+    (
+        "unknown key in an inline table",
+        'name = "X"\ntimezone = "UTC"\n[reminders]\nrecipients = [{ adress = "a@example.org" }]\n',
+        (
+            "bad.toml:4: reminders.recipients[0].address: required, but missing",
+            "bad.toml:4: reminders.recipients[0].adress: unknown key (did you mean 'address'?)",
+        ),
+    ),
+    (
+        "a key the file name supplies",
+        'id = "other"\nname = "X"\ntimezone = "UTC"\n',
+        "bad.toml:1: id: unknown key (the calendar's id is its file name)",
+    ),
+    (
+        "wrong type",
+        'name = "X"\ntimezone = "UTC"\n'
+        + EVENT_HEAD
+        + 'start = 2026-01-01\ncategories = "summit"\n',
+        "bad.toml:7: events[0].categories: Input should be a valid tuple, got 'summit'",
+    ),
+    (
+        "wrong type for a date",
+        'name = "X"\ntimezone = "UTC"\n' + EVENT_HEAD + "start = 12\n",
+        "bad.toml:6: events[0].start: expected a date (2026-07-07) or a local date-time",
+    ),
+    (
+        "unknown timezone",
+        'name = "X"\ntimezone = "UTC"\n'
+        + EVENT_HEAD
+        + 'start = 2026-01-01\ntimezone = "Europe/Brusels"\n',
+        (
+            "bad.toml:7: events[0].timezone: 'Europe/Brusels' is not an IANA time zone "
+            "(did you mean 'Europe/Brussels'?)"
+        ),
+    ),
+    (
+        "end before start",
+        'name = "X"\ntimezone = "UTC"\n' + EVENT_HEAD + "start = 2026-07-08\nend = 2026-07-07\n",
+        "bad.toml:7: events[0].end: 2026-07-07 is before start 2026-07-08",
+    ),
+    (
+        "duplicate event id",
+        'name = "X"\ntimezone = "UTC"\n'
+        + EVENT_HEAD
+        + "start = 2026-01-01\n"
+        + EVENT_HEAD
+        + "start = 2026-01-02\n",
+        "bad.toml:8: events[1].id: 'meeting' repeats events[0].id",
+    ),
+    (
+        "malformed e-mail address",
+        'name = "X"\ntimezone = "UTC"\n[reminders]\nrecipients = [\n  { address = "ops@" },\n]\n',
+        "bad.toml:5: reminders.recipients[0].address: 'ops@' is not an e-mail address",
+    ),
+    (
+        "malformed duration",
+        'name = "X"\ntimezone = "UTC"\n[reminders]\noffsets = ["P1D", "2 days"]\n',
+        "bad.toml:4: reminders.offsets[1]: '2 days' is not a duration like 'P30D'",
+    ),
+    (
+        "related_to names no event",
+        'name = "X"\ntimezone = "UTC"\n'
+        + EVENT_HEAD
+        + 'start = 2026-01-01\nrelated_to = "summit"\n',
+        "bad.toml:7: events[0].related_to: 'summit' names no event in this calendar",
+    ),
+    (
+        "control character in a title",
+        (
+            'name = "X"\ntimezone = "UTC"\n[[events]]\nid = "a"\n'
+            'title = "Bell\\u0007"\nstart = 2026-01-01\n'
+        ),
+        "bad.toml:5: events[0].title: control character U+0007 is not allowed here",
+    ),
+    (
+        "newline in a location",
+        'name = "X"\ntimezone = "UTC"\n' + EVENT_HEAD + 'start = 2026-01-01\nlocation = "a\\nb"\n',
+        "bad.toml:7: events[0].location: control character U+000A is not allowed here",
+    ),
+    (
+        "control character in a description",
+        'name = "X"\ntimezone = "UTC"\n'
+        + EVENT_HEAD
+        + 'start = 2026-01-01\ndescription = """\nok\n\\u001b[31m"""\n',
+        (
+            "bad.toml:7: events[0].description: control character U+001B is not allowed here "
+            "(only newlines and tabs are)"
+        ),
+    ),
+    (
+        "participant in a multi-line array",
+        'name = "X"\ntimezone = "UTC"\n' + EVENT_HEAD + "start = 2026-01-01\nparticipants = [\n"
+        '  { name = "A" },\n  { name = "" },\n]\n',
+        "bad.toml:9: events[0].participants[1].name: must not be empty",
+    ),
+    (
+        "invalid file name",
+        None,
+        "Bad Name.toml: file name: 'Bad Name' is not a valid id",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"), [c[1:] for c in BAD_FILES], ids=[c[0] for c in BAD_FILES]
+)
+def test_bad_file_is_reported_with_file_line_and_field(
+    site: Site,
+    text: str | None,
+    expected: str | tuple[str, ...],
+) -> None:
+    """Each mistake is one line naming the file, the line, the field and what is wrong."""
+    if text is None:
+        site.write_calendar("Bad Name", MINIMAL_CALENDAR)
+    else:
+        site.write_calendar("bad", text)
+    found = problems_of(site.calendars)
+    wanted = (expected,) if isinstance(expected, str) else expected
+    assert len(found) == len(wanted), found
+    for line, prefix in zip(found, wanted, strict=True):
+        assert line.startswith(f"calendars/{prefix}"), line
+
+
+def test_every_broken_file_is_reported(site: Site) -> None:
+    """A broken file never hides another's problems, and each file's problems are all listed."""
+    site.write_calendar("one", 'name = "X"\ntimezone = "Mars/Olympus"\ncolour = 1\n')
+    site.write_calendar("two", "name = \n")
+    found = problems_of(site.calendars)
+    assert [p.split(":")[0:2] for p in found] == [
+        ["calendars/one.toml", "2"],
+        ["calendars/one.toml", "3"],
+        ["calendars/two.toml", "1"],
+    ]
+
+
+def test_empty_folder_is_an_error(tmp_path: Path) -> None:
+    """A calendars folder with no calendar in it is a mistake, not an empty feed."""
+    (tmp_path / "calendars").mkdir()
+    (tmp_path / "calendars" / "notes.txt").write_text("not a calendar")
+    assert problems_of(tmp_path / "calendars") == [
+        "calendars: no calendar files (*.toml) in this folder",
+    ]
+
+
+def test_missing_folder_is_an_error(tmp_path: Path) -> None:
+    """A calendars folder that does not exist is named."""
+    assert problems_of(tmp_path / "nowhere") == ["nowhere: calendars folder does not exist"]
+
+
+def test_unreadable_bytes_are_an_error(site: Site) -> None:
+    """A file that is not UTF-8 is reported, not decoded with guesses."""
+    (site.calendars / "latin.toml").write_bytes(b'name = "Caf\xe9"\n')
+    assert problems_of(site.calendars) == [
+        "calendars/latin.toml: not UTF-8 text: invalid continuation byte",
+    ]
+
+
+def test_hidden_and_editor_files_are_skipped(site: Site) -> None:
+    """Editor lock files and hidden files in the folder are not calendars."""
+    (site.calendars / ".#test.toml").write_text("broken")
+    (site.calendars / "#test.toml#").write_text("broken")
+    assert [c.id for c in calendars.load(site.calendars)] == ["test"]
+
+
+def test_calendars_load_in_name_order(site: Site) -> None:
+    """Calendars come back sorted by id, whatever order the folder lists them in."""
+    site.write_calendar("alpha", MINIMAL_CALENDAR)
+    site.write_calendar("zulu", MINIMAL_CALENDAR)
+    assert [c.id for c in calendars.load(site.calendars)] == ["alpha", "test", "zulu"]

@@ -1,0 +1,238 @@
+"""The command line: exit codes, output shapes, and no traceback for bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+from eventwatch import __version__
+
+from .conftest import MINIMAL_CALENDAR, SHIPPED_CONFIG
+
+if TYPE_CHECKING:
+    from .conftest import Runner, Site
+
+COMMAND = Path(sys.executable).parent / "eventwatch"
+SHIPPED = ("--config", str(SHIPPED_CONFIG))
+
+
+class TestShipped:
+    """The commands on the shipped config, as the issue's acceptance lists them."""
+
+    def test_check_passes(self, run: Runner) -> None:
+        """The check command counts the calendars and events and exits 0."""
+        result = run(*SHIPPED, "check")
+        assert (result.code, result.out, result.err) == (0, "1 calendar, 3 events OK\n", "")
+
+    def test_list_json_gives_the_three_events(self, run: Runner) -> None:
+        """Dates are ISO, the summit's end is its last day, and zones are the events' own."""
+        result = run(*SHIPPED, "list", "--json")
+        assert result.code == 0
+        rows = json.loads(result.out)
+        assert [(r["id"], r["start"], r["end"], r["all_day"], r["timezone"]) for r in rows] == [
+            ("defence-ministers-2026-02", "2026-02-12", "2026-02-12", True, "Europe/Brussels"),
+            ("nato-ukraine-council-2026-02", "2026-02-12", "2026-02-12", True, "Europe/Brussels"),
+            ("summit-2026-07", "2026-07-07", "2026-07-08", True, "Europe/Istanbul"),
+        ]
+        assert set(rows[0]) == {
+            "uid", "calendar", "id", "title", "start", "end", "all_day",
+            "timezone", "location", "categories", "status",
+        }  # fmt: skip
+        assert rows[2]["uid"] == "nato-2026/summit-2026-07@eventwatch"
+        assert rows[2]["location"] == "Ankara, Türkiye"
+
+    def test_plan_json_gives_six_reminders(self, run: Runner) -> None:
+        """From 1 January 2026: three reminders for each event, due at 09:00 local, in UTC."""
+        result = run(*SHIPPED, "plan", "--json", "--at", "2026-01-01T00:00:00Z")
+        assert result.code == 0
+        rows = json.loads(result.out)
+        assert len(rows) == 6
+        assert set(rows[0]) == {"event_uid", "title", "recipient", "offset", "due", "due_local"}
+        dues = {(r["event_uid"], r["offset"]): (r["due"], r["due_local"]) for r in rows}
+        assert dues[("nato-2026/defence-ministers-2026-02@eventwatch", "P1D")] == (
+            "2026-02-11T08:00:00Z",
+            "2026-02-11T09:00:00+01:00",
+        )
+        assert dues[("nato-2026/summit-2026-07@eventwatch", "P1D")] == (
+            "2026-07-06T06:00:00Z",
+            "2026-07-06T09:00:00+03:00",
+        )
+        assert [r["due"] for r in rows] == sorted(r["due"] for r in rows)
+
+    def test_plan_text_shows_both_clocks(self, run: Runner) -> None:
+        """A plan line gives UTC, the local time and zone, the offset, recipient and title."""
+        result = run(*SHIPPED, "plan", "--at", "2026-07-01", "--until", "2026-07-07T00:00:00+03:00")
+        assert result.out.splitlines() == [
+            (
+                "2026-07-06 06:00Z (2026-07-06 09:00 Europe/Istanbul)    P1D before  "
+                "duty-officer@example.org  NATO Summit 2026"
+            ),
+        ]
+
+    def test_plan_from_now_says_nothing_is_due(self, run: Runner) -> None:
+        """Both events are past, so the plan from an instant after them is empty, and says so."""
+        result = run(*SHIPPED, "plan", "--at", "2026-11-23T00:00:00Z")
+        assert (result.code, result.out) == (0, "no reminders due at or after 2026-11-23 00:00Z\n")
+
+    def test_list_filters_by_category_and_dates(self, run: Runner) -> None:
+        """--category and --from/--until narrow the list; an event overlapping the range counts."""
+        summit = run(*SHIPPED, "list", "--json", "--category", "summit")
+        assert [r["id"] for r in json.loads(summit.out)] == ["summit-2026-07"]
+        second_day = run(
+            *SHIPPED, "list", "--json", "--from", "2026-07-08", "--until", "2026-07-08"
+        )
+        assert [r["id"] for r in json.loads(second_day.out)] == ["summit-2026-07"]
+        february = run(*SHIPPED, "list", "--json", "--until", "2026-03-01")
+        assert len(json.loads(february.out)) == 2
+
+    def test_list_text(self, run: Runner) -> None:
+        """Text lines show dates, zone, calendar/id, title and place."""
+        lines = run(*SHIPPED, "list").out.splitlines()
+        assert lines[2] == (
+            "2026-07-07 to 2026-07-08 (all day) Europe/Istanbul  nato-2026/summit-2026-07  "
+            "NATO Summit 2026, Ankara, Türkiye"
+        )
+
+
+class TestUsage:
+    """Arguments and exit codes."""
+
+    def test_version(self, run: Runner) -> None:
+        """--version prints the package version."""
+        result = run("--version")
+        assert (result.code, result.out) == (0, f"eventwatch {__version__}\n")
+
+    def test_unknown_calendar_is_bad_input(self, run: Runner) -> None:
+        """Filtering on a calendar that does not exist is exit 2 with the known ids."""
+        result = run(*SHIPPED, "list", "--calendar", "nato-2025")
+        assert (result.code, result.err) == (
+            2,
+            "--calendar: no calendar 'nato-2025' (have: nato-2026)\n",
+        )
+
+    @pytest.mark.parametrize(
+        ("argv", "message"),
+        [
+            (("plan", "--at", "2026-01-01T00:00:00"), "has no UTC offset"),
+            (("plan", "--at", "soon"), "is not a date-time"),
+            (("list", "--from", "July"), "is not a date like 2026-07-07"),
+            (("frobnicate",), "invalid choice"),
+            ((), "required: COMMAND"),
+        ],
+    )
+    def test_bad_arguments_exit_2(self, run: Runner, argv: tuple[str, ...], message: str) -> None:
+        """Malformed arguments are usage errors."""
+        result = run(*SHIPPED, *argv)
+        assert result.code == 2
+        assert message in result.err
+
+    def test_options_may_follow_the_command(self, run: Runner, site: Site) -> None:
+        """--config works after the command too."""
+        result = run("check", "--config", str(site.config))
+        assert (result.code, result.out) == (0, "1 calendar, 1 event OK\n")
+
+    def test_runs_as_a_module(self) -> None:
+        """Running ``python -m eventwatch`` is the same command."""
+        done = subprocess.run(
+            [sys.executable, "-m", "eventwatch", *SHIPPED, "check"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert (done.returncode, done.stdout) == (0, "1 calendar, 3 events OK\n")
+
+
+# Each of the issue's bad inputs, run through the installed command: exit 2, the file named,
+# one line per problem, and never a traceback.
+CAL = MINIMAL_CALENDAR
+SECOND_EVENT = CAL[CAL.index("[[events]]") :]
+BAD_INPUTS = {
+    "toml syntax": ("calendar", "name = \n", "calendars/test.toml:1: TOML syntax error"),
+    "unknown key": (
+        "calendar",
+        CAL + "colour = 1\n",
+        "calendars/test.toml:13: events[0].colour: unknown key",
+    ),
+    "wrong type": (
+        "calendar",
+        CAL.replace('title = "Meeting"', "title = 7"),
+        "calendars/test.toml:10: events[0].title: Input should be a valid string",
+    ),
+    "unknown timezone": (
+        "calendar",
+        CAL.replace("Europe/Brussels", "Europe/Brusels"),
+        "calendars/test.toml:2: timezone: 'Europe/Brusels' is not an IANA time zone",
+    ),
+    "end before start": (
+        "calendar",
+        CAL.replace("12:00:00", "09:00:00"),
+        "calendars/test.toml:12: events[0].end: 2026-05-04T09:00:00+02:00 is before start",
+    ),
+    "duplicate id": (
+        "calendar",
+        CAL + SECOND_EVENT,
+        "calendars/test.toml:14: events[1].id: 'meeting' repeats events[0].id",
+    ),
+    "malformed address": (
+        "calendar",
+        CAL.replace("ops@example.org", "ops.example.org"),
+        "calendars/test.toml:6: reminders.recipients[0].address: 'ops.example.org' is not",
+    ),
+    "malformed duration": (
+        "calendar",
+        CAL.replace('"P1D"', '"1 day"'),
+        "calendars/test.toml:5: reminders.offsets[0]: '1 day' is not a duration",
+    ),
+    "dangling related_to": (
+        "calendar",
+        CAL + 'related_to = "summit"\n',
+        "calendars/test.toml:13: events[0].related_to: 'summit' names no event",
+    ),
+    "control character": (
+        "calendar",
+        CAL.replace('title = "Meeting"', 'title = "Meet\\u0000ing"'),
+        "calendars/test.toml:10: events[0].title: control character U+0000",
+    ),
+    "empty folder": ("empty", "", "calendars: no calendar files (*.toml) in this folder"),
+    "missing --config": (
+        "missing-config",
+        "",
+        "nowhere.toml: settings file given by --config does not exist",
+    ),
+    "bad setting": (
+        "settings",
+        "[server]\nport = 0\n",
+        "config/eventwatch.toml:4: server.port: Input should be greater than or equal to 1",
+    ),
+}
+
+
+@pytest.mark.parametrize(("kind", "text", "expected"), BAD_INPUTS.values(), ids=BAD_INPUTS.keys())
+def test_bad_input_exits_2_naming_the_file(site: Site, kind: str, text: str, expected: str) -> None:
+    """The installed command prints the problem line on stderr, exits 2, and shows no traceback."""
+    config = site.config
+    if kind == "calendar":
+        site.write_calendar("test", text)
+    elif kind == "empty":
+        (site.calendars / "test.toml").unlink()
+    elif kind == "missing-config":
+        config = site.root / "nowhere.toml"
+    else:
+        site.write_config(text)
+    done = subprocess.run(
+        [str(COMMAND), "--config", str(config), "check"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert done.stdout == ""
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith(expected), lines[0]
+    assert "Traceback" not in done.stderr
