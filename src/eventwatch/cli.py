@@ -9,13 +9,14 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from eventwatch import __version__, calendars, planner, reports, settings
+from eventwatch import __version__, inputs, planner, reports
 from eventwatch.errors import EventwatchError, InvalidInputError, Problem
 from eventwatch.models import in_start_order
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    from eventwatch import settings
     from eventwatch.models import Calendar
 
 
@@ -132,9 +133,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _load(args: argparse.Namespace) -> tuple[settings.Settings, tuple[Calendar, ...]]:
-    """Settings, then calendars; a settings problem stops there since it names the folder."""
-    loaded = settings.load(getattr(args, "config", None), getattr(args, "overrides", None))
-    return loaded, calendars.load(loaded.calendars_dir)
+    """Settings and calendars, or every problem with either."""
+    loaded = inputs.load(getattr(args, "config", None), getattr(args, "overrides", None))
+    return loaded.settings, loaded.calendars
 
 
 def _print_json(value: Any) -> None:  # noqa: ANN401 - any JSON value

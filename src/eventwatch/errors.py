@@ -18,6 +18,10 @@ command line turns the tree into exit codes, so no traceback reaches a user.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +59,20 @@ class InvalidInputError(EventwatchError):
 
 
 class SettingsError(InvalidInputError):
-    """The settings file, an ``EVENTWATCH_*`` variable or a ``--set`` override is invalid."""
+    """The settings file, an ``EVENTWATCH_*`` variable or a ``--set`` override is invalid.
+
+    ``calendars_dir`` is the calendars folder when the settings name a valid one despite their
+    other problems, so that the calendars can still be checked in the same pass.
+    """
+
+    def __init__(
+        self,
+        problems: list[Problem] | tuple[Problem, ...],
+        calendars_dir: Path | None = None,
+    ) -> None:
+        """Keep the problems and, if known, the calendars folder."""
+        super().__init__(problems)
+        self.calendars_dir = calendars_dir
 
 
 class CalendarError(InvalidInputError):

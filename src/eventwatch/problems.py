@@ -23,6 +23,14 @@ Where = Callable[[Loc], tuple[str, int | None]]
 _FIELD = re.compile(r"[a-z_][a-z0-9_]*")
 
 
+# Pydantic messages that name Python types rather than what to write in a file.
+_PLAINER = {
+    "path_type": "expected a path (a string)",
+    "model_type": "expected a table",
+    "dict_type": "expected a table",
+}
+
+
 def field_path(loc: Loc) -> str:
     """Render a location as a person writes it: ``events[1].timezone``."""
     out = ""
@@ -77,7 +85,7 @@ def _message(error: Any, model: type[BaseModel], loc: Loc, *, show_input: bool) 
     cause = error.get("ctx", {}).get("error")
     if kind in {"value_error", "assertion_error"} and cause is not None:
         return str(cause)
-    text = str(error["msg"])
+    text = _PLAINER.get(kind, str(error["msg"]))
     if show_input:
         text += f", got {error['input']!r}"
     return text

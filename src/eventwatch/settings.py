@@ -136,8 +136,8 @@ class ReminderDefaults(ReminderPolicy):
     model_config = ConfigDict(hide_input_in_errors=True)
 
 
-class Settings(BaseSettings):
-    """Everything eventwatch is configured with."""
+class _Sourced(BaseSettings):
+    """Settings read from the command line, the environment and the file, in that precedence."""
 
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
@@ -147,19 +147,6 @@ class Settings(BaseSettings):
         hide_input_in_errors=True,
         validate_default=True,
     )
-
-    calendars_dir: ConfigPath = Path("calendars")
-    state_dir: ConfigPath = Path("state")
-    server: ServerSettings = ServerSettings()
-    mail: MailSettings = MailSettings()
-    smtp: SmtpSettings = SmtpSettings()
-    reminders: ReminderDefaults = ReminderDefaults()
-
-    @model_validator(mode="after")
-    def _smtp_needs_sender(self) -> Self:
-        if self.mail.delivery == "smtp" and self.mail.sender is None:
-            raise InvalidField(("mail", "from"), 'required when delivery = "smtp"')
-        return self
 
     @classmethod
     def settings_customise_sources(
@@ -173,6 +160,31 @@ class Settings(BaseSettings):
         """Command line (``init``) over environment over the file; no dotenv, no secrets dir."""
         del dotenv_settings, file_secret_settings
         return (init_settings, env_settings, _FileSource(settings_cls))
+
+
+class _CalendarsDirOnly(_Sourced):
+    """Just the calendars folder, so that ``check`` can read the calendars beside bad settings."""
+
+    model_config = SettingsConfigDict(extra="ignore")
+
+    calendars_dir: ConfigPath = Path("calendars")
+
+
+class Settings(_Sourced):
+    """Everything eventwatch is configured with."""
+
+    calendars_dir: ConfigPath = Path("calendars")
+    state_dir: ConfigPath = Path("state")
+    server: ServerSettings = ServerSettings()
+    mail: MailSettings = MailSettings()
+    smtp: SmtpSettings = SmtpSettings()
+    reminders: ReminderDefaults = ReminderDefaults()
+
+    @model_validator(mode="after")
+    def _smtp_needs_sender(self) -> Self:
+        if self.mail.delivery == "smtp" and self.mail.sender is None:
+            raise InvalidField(("mail", "from"), 'required when delivery = "smtp"')
+        return self
 
 
 class _FileSource(PydanticBaseSettingsSource):
@@ -265,6 +277,8 @@ def load(config: Path | None = None, overrides: list[str] | None = None) -> Sett
     given = parse_overrides(overrides or [])
     found = _unknown_variables(environ)
 
+    environ_upper = {name.upper() for name in environ}
+
     def where(loc: problems.Loc) -> tuple[str, int | None]:
         for end in range(len(loc), 0, -1):
             names = [str(p) for p in loc[:end] if isinstance(p, str)]
@@ -277,17 +291,24 @@ def load(config: Path | None = None, overrides: list[str] | None = None) -> Sett
                 return "--set", None
         return doc.name, doc.line_of(loc)
 
-    environ_upper = {name.upper() for name in environ}
     data_token = _FILE_DATA.set(doc.data)
     base_token = _BASE_DIR.set(path.resolve().parent)
     try:
         settings = Settings(**given)
     except ValidationError as exc:
         found.extend(problems.problems(exc, Settings, where, show_input=False))
-        raise SettingsError(found) from None
+        raise SettingsError(found, calendars_dir=_calendars_dir_alone(given)) from None
     finally:
         _FILE_DATA.reset(data_token)
         _BASE_DIR.reset(base_token)
     if found:
-        raise SettingsError(found)
+        raise SettingsError(found, calendars_dir=settings.calendars_dir)
     return settings
+
+
+def _calendars_dir_alone(given: dict[str, Any]) -> Path | None:
+    """The calendars folder the settings name, if that much of them is valid."""
+    try:
+        return _CalendarsDirOnly(**given).calendars_dir
+    except ValidationError:
+        return None

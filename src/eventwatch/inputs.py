@@ -1,0 +1,47 @@
+"""Everything a person wrote, loaded together: the settings and the calendars."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from eventwatch import calendars, settings
+from eventwatch.errors import CalendarError, InvalidInputError, Problem, SettingsError
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from eventwatch.models import Calendar
+
+
+@dataclass(frozen=True, slots=True)
+class Inputs:
+    """Valid settings and the calendars they point at."""
+
+    settings: settings.Settings
+    calendars: tuple[Calendar, ...]
+
+
+def load(config: Path | None = None, overrides: list[str] | None = None) -> Inputs:
+    """Read and validate settings and calendars; raises ``InvalidInputError`` with every problem.
+
+    Settings problems do not hide calendar problems: while the settings still name a valid
+    calendars folder, its files are checked in the same pass.
+    """
+    found: list[Problem] = []
+    loaded: settings.Settings | None = None
+    try:
+        loaded = settings.load(config, overrides)
+        folder: Path | None = loaded.calendars_dir
+    except SettingsError as exc:
+        found.extend(exc.problems)
+        folder = exc.calendars_dir
+    if folder is None:
+        raise InvalidInputError(found)
+    try:
+        read = calendars.load(folder)
+    except CalendarError as exc:
+        found.extend(exc.problems)
+    if found or loaded is None:
+        raise InvalidInputError(found)
+    return Inputs(loaded, read)
