@@ -2,9 +2,6 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-# The shipped calendar lies in the past; plan from the start of 2026 so `make run` shows it.
-# `make run AT=now` plans from the current instant instead.
-AT ?= 2026-01-01T00:00:00Z
 
 .PHONY: run test lint clean
 
@@ -22,9 +19,7 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	@touch $@ $(VENV)/.installed-run
 
 run: $(VENV)/.installed-run
-	$(BIN)/eventwatch --config config/eventwatch.toml check
-	$(BIN)/eventwatch --config config/eventwatch.toml list
-	$(BIN)/eventwatch --config config/eventwatch.toml plan $(if $(filter now,$(AT)),,--at $(AT))
+	$(BIN)/eventwatch --config config/eventwatch.toml run
 
 test: $(VENV)/.installed-test
 	$(BIN)/python -m pytest

@@ -9,7 +9,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from eventwatch import __version__, inputs, planner, reports
+from eventwatch import __version__, daemon, inputs, planner, reports
 from eventwatch.errors import EventwatchError, InvalidInputError, Problem
 from eventwatch.models import in_start_order
 
@@ -129,6 +129,21 @@ def _parser() -> argparse.ArgumentParser:
         metavar="DATETIME",
         help="only reminders due before this instant",
     )
+    commands.add_parser(
+        "run",
+        parents=[common],
+        help="run the daemon: serve the feeds until stopped",
+        description="Serve the feeds over HTTP and re-read the calendar files when they change.",
+    )
+
+    export = commands.add_parser(
+        "export",
+        parents=[common],
+        help="write the feeds and index page to a folder",
+        description="Write all.ics, one CALENDAR.ics per calendar and index.html to a folder, "
+        "each file replaced atomically, for static hosting.",
+    )
+    export.add_argument("--out", type=Path, required=True, metavar="DIR", help="the folder")
     return parser
 
 
@@ -188,7 +203,25 @@ def _plan(args: argparse.Namespace) -> int:
     return 0
 
 
-_COMMANDS = {"check": _check, "list": _list, "plan": _plan}
+def _run(args: argparse.Namespace) -> int:
+    return daemon.run(getattr(args, "config", None), getattr(args, "overrides", None))
+
+
+def _export(args: argparse.Namespace) -> int:
+    loaded = inputs.load(getattr(args, "config", None), getattr(args, "overrides", None))
+    written = daemon.export(loaded, args.out)
+    for path in written:
+        print(path)
+    return 0
+
+
+_COMMANDS = {
+    "check": _check,
+    "list": _list,
+    "plan": _plan,
+    "run": _run,
+    "export": _export,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -20,6 +21,7 @@ class Inputs:
 
     settings: settings.Settings
     calendars: tuple[Calendar, ...]
+    config_file: Path
 
 
 def load(config: Path | None = None, overrides: list[str] | None = None) -> Inputs:
@@ -30,8 +32,9 @@ def load(config: Path | None = None, overrides: list[str] | None = None) -> Inpu
     """
     found: list[Problem] = []
     loaded: settings.Settings | None = None
+    config_file = settings.find_config(config, os.environ)
     try:
-        loaded = settings.load(config, overrides)
+        loaded = settings.load(config_file, overrides)
         folder: Path | None = loaded.calendars_dir
     except SettingsError as exc:
         found.extend(exc.problems)
@@ -44,4 +47,4 @@ def load(config: Path | None = None, overrides: list[str] | None = None) -> Inpu
         found.extend(exc.problems)
     if found or loaded is None:
         raise InvalidInputError(found)
-    return Inputs(loaded, read)
+    return Inputs(loaded, read, config_file)

@@ -355,6 +355,11 @@ def _implied_end(start: object) -> object:
     return start if isinstance(start, date | str) else _AS_BAD_START
 
 
+def event_uid(calendar: str, event_id: str) -> str:
+    """The UID of event ``event_id`` of ``calendar``, whether or not it is at hand."""
+    return f"{calendar}/{event_id}@eventwatch"
+
+
 class Event(Record):
     """One event of a calendar.
 
@@ -409,7 +414,7 @@ class Event(Record):
     @property
     def uid(self) -> str:
         """The iCalendar UID: derived from calendar and id only, so edits never change it."""
-        return f"{self.calendar}/{self.id}@eventwatch"
+        return event_uid(self.calendar, self.id)
 
     @property
     def all_day(self) -> bool:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, time
+from datetime import UTC, datetime, time, timedelta
 
 from pydantic import AwareDatetime
 
@@ -54,13 +54,39 @@ def _merge(*groups: tuple[Recipient, ...]) -> list[Recipient]:
     return list(seen.values())
 
 
+def _timing(
+    event: Event,
+    calendar: ReminderPolicy,
+    defaults: ReminderPolicy,
+) -> tuple[tuple[Offset, ...], time]:
+    """The offsets and all-day anchor in force for ``event``: its own, else its calendar's."""
+    levels = (event.reminders, calendar, defaults)
+    offsets = next((p.offsets for p in levels if p.offsets is not None), ())
+    anchor = next((p.all_day_at for p in levels if p.all_day_at is not None), FALLBACK_ALL_DAY_AT)
+    return offsets, anchor
+
+
+def triggers(
+    event: Event, calendar: ReminderPolicy, defaults: ReminderPolicy
+) -> tuple[timedelta, ...]:
+    """The reminders' offsets as alarm triggers relative to the event's start in a feed.
+
+    Whole days stay nominal days, as iCalendar durations count them; an all-day event's
+    trigger counts from its midnight, so it fires at the anchor time like the e-mail does.
+    """
+    if event.status is Status.CANCELLED:
+        return ()
+    offsets, anchor = _timing(event, calendar, defaults)
+    since_midnight = timedelta(hours=anchor.hour, minutes=anchor.minute, seconds=anchor.second)
+    shift = since_midnight if event.all_day else timedelta(0)
+    return tuple(shift - timedelta(days=o.days, seconds=o.seconds) for o in offsets)
+
+
 def for_event(event: Event, calendar: ReminderPolicy, defaults: ReminderPolicy) -> list[Reminder]:
     """The reminders one event calls for under its calendar's policy and the defaults."""
     if event.status is Status.CANCELLED:
         return []
-    levels = (event.reminders, calendar, defaults)
-    offsets = next((p.offsets for p in levels if p.offsets is not None), ())
-    anchor = next((p.all_day_at for p in levels if p.all_day_at is not None), FALLBACK_ALL_DAY_AT)
+    offsets, anchor = _timing(event, calendar, defaults)
     starts = event.begins(anchor)
     return [
         Reminder(

@@ -7,7 +7,7 @@ import email.headerregistry
 import email.utils
 import os
 import tomllib
-from datetime import time
+from datetime import time, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Self
 
@@ -84,6 +84,25 @@ class ServerSettings(Section):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535)
     public_url: HttpUrl | None = None
+
+    @property
+    def base_url(self) -> str:
+        """The address feeds are published under, ending in a slash."""
+        if self.public_url is not None:
+            text = str(self.public_url)
+            return text if text.endswith("/") else text + "/"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}/"
+
+
+class FeedSettings(Section):
+    """How feeds are published and how often calendar files are looked at."""
+
+    refresh_interval: timedelta = Field(default=timedelta(hours=1), gt=timedelta(0))
+    alarms: bool = False
+    reload_every: timedelta = Field(default=timedelta(seconds=30), gt=timedelta(0))
+    max_age: int = Field(default=300, ge=0)
+    gzip: bool = True
 
 
 class MailSettings(Section):
@@ -176,6 +195,7 @@ class Settings(_Sourced):
     calendars_dir: ConfigPath = Path("calendars")
     state_dir: ConfigPath = Path("state")
     server: ServerSettings = ServerSettings()
+    feeds: FeedSettings = FeedSettings()
     mail: MailSettings = MailSettings()
     smtp: SmtpSettings = SmtpSettings()
     reminders: ReminderDefaults = ReminderDefaults()

@@ -1,0 +1,145 @@
+"""The feeds of one set of calendars, rendered and ready to serve or export."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
+
+from eventwatch import feeds, planner
+from eventwatch.models import in_start_order
+from eventwatch.revisions import Revision, revise
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Sequence
+    from datetime import datetime, timedelta
+
+    from eventwatch.models import Calendar, ReminderPolicy
+
+ALL = "all"
+"""The name of the feed with every calendar."""
+
+_VARIANTS = 64  # category-filtered feeds kept per publication
+
+
+class RevisionStore(Protocol):
+    """Where revisions persist between runs (the ledger)."""
+
+    def revisions(self) -> dict[str, Revision]:
+        """Every stored revision by UID."""
+        ...
+
+    def save_revisions(self, changed: Iterable[Revision]) -> None:
+        """Store new or changed revisions."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    """What a publication needs from the settings."""
+
+    refresh: timedelta
+    alarms: bool
+    defaults: ReminderPolicy
+
+
+@dataclass
+class Publication:
+    """Every feed of one set of calendars; category-filtered feeds are rendered on demand."""
+
+    calendars: tuple[Calendar, ...]
+    entries: tuple[feeds.Entry, ...]
+    rendered: dict[str, feeds.Feed]
+    headers: dict[str, feeds.Header]
+    built: datetime
+    renderer: feeds.Renderer = field(repr=False)
+    _variants: dict[tuple[str, frozenset[str]], feeds.Feed] = field(
+        default_factory=dict, repr=False
+    )
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def event_count(self) -> int:
+        """How many events the calendars hold."""
+        return len(self.entries)
+
+    def feed(self, name: str, categories: frozenset[str] = frozenset()) -> feeds.Feed | None:
+        """Feed ``name`` (``all`` or a calendar id), keeping events with any of ``categories``.
+
+        ``None`` when there is no such calendar. Filtered feeds reuse every encoded event, so
+        rendering one costs a join; call it off the event loop all the same.
+        """
+        if name not in self.rendered:
+            return None
+        if not categories:
+            return self.rendered[name]
+        key = (name, categories)
+        with self._lock:
+            found = self._variants.get(key)
+        if found is not None:
+            return found
+        chosen = [
+            e
+            for e in self.entries
+            if name in (ALL, e.event.calendar) and categories & set(e.event.categories)
+        ]
+        rendered = self.renderer.render(self.headers[name], chosen)
+        with self._lock:
+            if len(self._variants) >= _VARIANTS:
+                self._variants.pop(next(iter(self._variants)))
+            self._variants[key] = rendered
+        return rendered
+
+
+def _all_header(calendars: Sequence[Calendar], refresh: timedelta) -> feeds.Header:
+    if len(calendars) == 1:
+        return feeds.Header(calendars[0].name, calendars[0].description.strip(), refresh)
+    names = ", ".join(c.name for c in calendars)
+    return feeds.Header("All calendars", f"Every event of: {names}", refresh)
+
+
+def build(
+    calendars: tuple[Calendar, ...],
+    options: Options,
+    store: RevisionStore,
+    renderer: feeds.Renderer,
+    now: datetime,
+) -> Publication:
+    """Revise every event against the store, save what changed, and render every feed."""
+    previous = store.revisions()
+    policies = {c.id: c.reminders for c in calendars}
+    entries: list[feeds.Entry] = []
+    changed: list[Revision] = []
+    for event in in_start_order(calendars):
+        before = previous.get(event.uid)
+        revision = revise(event, before, now)
+        if revision is not before:
+            changed.append(revision)
+        alarms = (
+            planner.triggers(event, policies[event.calendar], options.defaults)
+            if options.alarms
+            else ()
+        )
+        entries.append(feeds.Entry(event, revision, alarms))
+    # Stored before anything is served, so that no client sees a revision a restart would undo.
+    store.save_revisions(changed)
+    headers = {ALL: _all_header(calendars, options.refresh)}
+    for calendar in calendars:
+        headers[calendar.id] = feeds.Header(
+            calendar.name,
+            calendar.description.strip(),
+            options.refresh,
+        )
+    rendered = {ALL: renderer.render(headers[ALL], entries)}
+    for calendar in calendars:
+        mine = [e for e in entries if e.event.calendar == calendar.id]
+        rendered[calendar.id] = renderer.render(headers[calendar.id], mine)
+    renderer.retain(entries)
+    return Publication(
+        calendars=calendars,
+        entries=tuple(entries),
+        rendered=rendered,
+        headers=headers,
+        built=now,
+        renderer=renderer,
+    )
