@@ -294,3 +294,10 @@ class TestCalendar:
             {"id": "bru", "title": "B", "start": date(2026, 1, 1)},
         )
         assert [e.id for e in in_start_order([cal])] == ["ist", "bru", "late"]
+
+
+def test_categories_may_not_hold_commas() -> None:
+    """A comma in a category would split it in many clients."""
+    with pytest.raises(ValidationError) as exc:
+        event(categories=["a,b"])
+    assert "may not contain a comma" in error_of(exc)

@@ -109,6 +109,20 @@ Title = Annotated[str, AfterValidator(_single_line), AfterValidator(_not_blank)]
 Text = Annotated[str, BeforeValidator(_normalise_newlines), AfterValidator(_paragraphs)]
 """Free text that may hold newlines and tabs (descriptions)."""
 
+
+def _no_comma(value: str) -> str:
+    if "," in value:
+        # iCalendar escapes it, but many readers split CATEGORIES on every comma.
+        msg = f"{value!r}: a category may not contain a comma (give two categories instead)"
+        raise ValueError(msg)
+    return value
+
+
+Category = Annotated[
+    str, AfterValidator(_single_line), AfterValidator(_not_blank), AfterValidator(_no_comma)
+]
+"""A tag such as ``summit``: one line, no comma."""
+
 Slug = Annotated[str, AfterValidator(_slug)]
 """An identifier that is safe in file names, URLs and UIDs."""
 
@@ -376,7 +390,7 @@ class Event(Record):
     end: date | datetime
     location: Line = ""
     description: Text = ""
-    categories: tuple[Title, ...] = ()
+    categories: tuple[Category, ...] = ()
     url: HttpUrl | None = None
     status: Status = Status.CONFIRMED
     participants: tuple[Participant, ...] = ()

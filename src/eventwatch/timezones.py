@@ -123,8 +123,9 @@ def _fold(transitions: list[_Transition], last_year: int) -> list[Observance]:
                 bymonth=month if recurs else None,
                 byday=byday if recurs else None,
                 # A rule still in force in the last year recurs on: that is how zones are
-                # written, and clients then handle later years the same way.
-                until=run[-1].at if recurs and run[-1].at.year < last_year else None,
+                # written, and clients then handle later years the same way. A day's margin
+                # keeps the last onset in for readers that compare UNTIL with local times.
+                until=run[-1].at + _DAY if recurs and run[-1].at.year < last_year else None,
             ),
         )
     return sorted(observances, key=lambda o: o.start)

@@ -1,0 +1,290 @@
+"""Feeds as subscribers' clients read them: parsed back by independent readers, byte rules held."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import ical.calendar_stream
+import icalendar
+import pytest
+import vobject
+
+from eventwatch import calendars, feeds, revisions
+from eventwatch.models import Calendar
+
+from .conftest import SHIPPED_CALENDARS
+
+STAMP = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+HEADER = feeds.Header("Test", "A feed", timedelta(hours=1))
+TRICKY = 'Comma, semicolon; backslash \\ quote " colon: é ß Ж 中文 😀🇧🇪'
+
+
+def entries_of(*cals: Calendar, alarms: tuple[timedelta, ...] = ()) -> list[feeds.Entry]:
+    """Each event with a first revision stamped ``STAMP``."""
+    return [
+        feeds.Entry(e, revisions.revise(e, None, STAMP), alarms) for c in cals for e in c.events
+    ]
+
+
+def render(*cals: Calendar, **kwargs: Any) -> bytes:  # noqa: ANN401
+    """The feed of ``cals``."""
+    return feeds.Renderer().render(HEADER, entries_of(*cals, **kwargs)).body
+
+
+def calendar(*events: dict[str, Any]) -> Calendar:
+    """A Brussels calendar ``cal`` with the given events."""
+    return Calendar.model_validate(
+        {"id": "cal", "name": "Cal", "timezone": "Europe/Brussels", "events": list(events)},
+    )
+
+
+@pytest.fixture(scope="module")
+def shipped() -> bytes:
+    """The feed of the shipped NATO calendar."""
+    return render(*calendars.load(SHIPPED_CALENDARS))
+
+
+class TestShippedFeed:
+    """The NATO feed as three independent readers see it."""
+
+    def test_ical_reads_the_three_events(self, shipped: bytes) -> None:
+        """Home Assistant's strict ical parser gives the UIDs and exclusive all-day ends."""
+        parsed = ical.calendar_stream.IcsCalendarStream.calendar_from_ics(shipped.decode())
+        found = {e.uid: (e.dtstart, e.dtend) for e in parsed.events}
+        assert found == {
+            "nato-2026/defence-ministers-2026-02@eventwatch": (
+                date(2026, 2, 12),
+                date(2026, 2, 13),
+            ),
+            "nato-2026/nato-ukraine-council-2026-02@eventwatch": (
+                date(2026, 2, 12),
+                date(2026, 2, 13),
+            ),
+            "nato-2026/summit-2026-07@eventwatch": (date(2026, 7, 7), date(2026, 7, 9)),
+        }
+
+    def test_vobject_reads_the_same(self, shipped: bytes) -> None:
+        """vobject agrees on UIDs, dates, places and status."""
+        parsed = vobject.readOne(shipped.decode())
+        found = {
+            v.uid.value: (v.dtstart.value, v.dtend.value, v.location.value, v.status.value)
+            for v in parsed.vevent_list
+        }
+        assert found["nato-2026/summit-2026-07@eventwatch"] == (
+            date(2026, 7, 7),
+            date(2026, 7, 9),
+            "Ankara, Türkiye",
+            "CONFIRMED",
+        )
+        assert len(found) == 3
+
+    def test_icalendar_reads_calendar_properties(self, shipped: bytes) -> None:
+        """icalendar sees the calendar's name, method and refresh interval."""
+        parsed = icalendar.Calendar.from_ical(shipped)
+        assert str(parsed["X-WR-CALNAME"]) == str(parsed["NAME"]) == "Test"
+        assert str(parsed["METHOD"]) == "PUBLISH"
+        assert str(parsed["CALSCALE"]) == "GREGORIAN"
+        assert parsed["PRODID"].startswith("-//eventwatch//eventwatch ")
+        assert b"REFRESH-INTERVAL;VALUE=DURATION:PT1H\r\n" in shipped
+        assert b"X-PUBLISHED-TTL:PT1H\r\n" in shipped
+
+    def test_description_holds_agenda_participants_and_sources(self, shipped: bytes) -> None:
+        """The ministerial's DESCRIPTION reads as plain text with participants and sources."""
+        parsed = icalendar.Calendar.from_ical(shipped)
+        event = next(e for e in parsed.walk("VEVENT") if "defence-ministers" in str(e["UID"]))
+        text = str(event["DESCRIPTION"])
+        assert "chaired by NATO Secretary General Mark Rutte" in text
+        assert "Participants:\n- Mark Rutte, NATO Secretary General, chair" in text
+        assert "Sources:\n- RksNews: NATO Ministers to Meet in Brussels" in text
+
+    def test_council_relates_to_the_ministerial(self, shipped: bytes) -> None:
+        """RELATED-TO carries the ministerial's UID."""
+        parsed = icalendar.Calendar.from_ical(shipped)
+        council = next(e for e in parsed.walk("VEVENT") if "council" in str(e["UID"]))
+        assert str(council["RELATED-TO"]) == "nato-2026/defence-ministers-2026-02@eventwatch"
+
+    def test_all_day_events_need_no_vtimezone(self, shipped: bytes) -> None:
+        """Dates carry no zone, so no VTIMEZONE is declared."""
+        assert b"BEGIN:VTIMEZONE" not in shipped
+
+
+class TestWireRules:
+    """What the bytes must look like, whatever a parser forgives."""
+
+    @pytest.fixture
+    def body(self) -> bytes:
+        """A feed with long, multi-byte text in two zones."""
+        return render(
+            calendar(
+                {
+                    "id": "long",
+                    "title": "é" * 100 + "😀" * 40,
+                    "description": TRICKY * 10,
+                    "start": datetime(2026, 3, 29, 10),
+                    "end": datetime(2026, 3, 29, 12),
+                },
+                {
+                    "id": "ny",
+                    "title": "New York",
+                    "timezone": "America/New_York",
+                    "start": datetime(2026, 11, 1, 1, 30),
+                    "end": datetime(2026, 11, 1, 3, 0),
+                },
+            ),
+        )
+
+    def test_lines_end_in_crlf(self, body: bytes) -> None:
+        """Every line ends with CRLF and no bare LF is left."""
+        assert body.endswith(b"\r\n")
+        assert body.count(b"\n") == body.count(b"\r\n")
+
+    def test_lines_are_folded_at_75_octets(self, body: bytes) -> None:
+        """No physical line exceeds 75 octets, and folds start with a space."""
+        lines = body.split(b"\r\n")[:-1]
+        assert max(len(line) for line in lines) <= 75
+        assert any(line.startswith(b" ") for line in lines)
+
+    def test_folds_never_split_a_character(self, body: bytes) -> None:
+        """Each physical line is valid UTF-8 by itself."""
+        for line in body.split(b"\r\n"):
+            line.decode("utf-8")
+
+    def test_every_tzid_has_a_vtimezone(self, body: bytes) -> None:
+        """Each TZID parameter names a VTIMEZONE in the same feed."""
+        text = body.decode()
+        used = {part.split(":")[0].split(";")[0] for part in text.split("TZID=")[1:]}
+        declared = {line[5:] for line in text.split("\r\n") if line.startswith("TZID:")}
+        assert used == declared == {"Europe/Brussels", "America/New_York"}
+
+    def test_timed_instants_survive(self, body: bytes) -> None:
+        """ical and vobject read the same instants as the records hold, DST day included."""
+        parsed = ical.calendar_stream.IcsCalendarStream.calendar_from_ics(body.decode())
+        starts = {e.uid: e.dtstart.astimezone(UTC) for e in parsed.events}
+        assert starts == {
+            "cal/long@eventwatch": datetime(2026, 3, 29, 8, 0, tzinfo=UTC),
+            "cal/ny@eventwatch": datetime(2026, 11, 1, 5, 30, tzinfo=UTC),
+        }
+        other = vobject.readOne(body.decode())
+        assert {v.uid.value: v.dtstart.value.astimezone(UTC) for v in other.vevent_list} == starts
+
+
+class TestText:
+    """Text survives the round trip exactly."""
+
+    @pytest.fixture
+    def body(self) -> bytes:
+        """One event whose every text field is tricky."""
+        return render(
+            calendar(
+                {
+                    "id": "t",
+                    "title": TRICKY,
+                    "location": TRICKY,
+                    "description": TRICKY + "\nsecond line\n\ttabbed",
+                    "categories": ["c;d", "back\\slash", "é😀"],
+                    "start": date(2026, 5, 1),
+                },
+            ),
+        )
+
+    def test_ical_round_trip(self, body: bytes) -> None:
+        """Home Assistant's ical reads back every character."""
+        (event,) = ical.calendar_stream.IcsCalendarStream.calendar_from_ics(body.decode()).events
+        assert event.summary == TRICKY
+        assert event.location == TRICKY
+        assert event.description == TRICKY + "\nsecond line\n\ttabbed"
+        assert event.categories == ["c;d", "back\\slash", "é😀"]
+
+    def test_vobject_round_trip(self, body: bytes) -> None:
+        """vobject reads back every character too."""
+        event = vobject.readOne(body.decode()).vevent
+        assert event.summary.value == TRICKY
+        assert event.location.value == TRICKY
+        assert event.description.value == TRICKY + "\nsecond line\n\ttabbed"
+
+    def test_icalendar_round_trip(self, body: bytes) -> None:
+        """And icalendar, the writer, agrees with both."""
+        event = icalendar.Calendar.from_ical(body).walk("VEVENT")[0]
+        assert str(event["SUMMARY"]) == TRICKY
+        assert [str(c) for c in event["CATEGORIES"].cats] == ["c;d", "back\\slash", "é😀"]
+
+
+class TestEvents:
+    """Per-event properties."""
+
+    def test_rendering_is_deterministic(self) -> None:
+        """The same records and revisions give the same bytes from a fresh renderer."""
+        cal = calendars.load(SHIPPED_CALENDARS)
+        assert render(*cal) == render(*cal)
+
+    def test_revision_is_rendered(self) -> None:
+        """SEQUENCE, DTSTAMP and LAST-MODIFIED come from the revision."""
+        cal = calendar({"id": "a", "title": "A", "start": date(2026, 5, 1)})
+        event = cal.events[0]
+        revision = revisions.Revision(
+            event.uid, 4, "m", "c", datetime(2026, 2, 3, 4, 5, 6, tzinfo=UTC)
+        )
+        body = feeds.Renderer().render(HEADER, [feeds.Entry(event, revision)]).body
+        parsed = icalendar.Calendar.from_ical(body).walk("VEVENT")[0]
+        assert parsed["SEQUENCE"] == 4
+        assert parsed["DTSTAMP"].dt == parsed["LAST-MODIFIED"].dt == revision.modified
+
+    def test_cancelled_events_stay_as_cancelled(self) -> None:
+        """A cancelled event is published with STATUS:CANCELLED, so clients remove it."""
+        body = render(
+            calendar({"id": "a", "title": "A", "start": date(2026, 5, 1), "status": "cancelled"})
+        )
+        assert b"STATUS:CANCELLED\r\n" in body
+
+    def test_alarms_mirror_the_offsets(self) -> None:
+        """Given triggers become DISPLAY alarms; without them there is no VALARM."""
+        cal = calendar({"id": "a", "title": "A", "start": date(2026, 5, 1)})
+        assert b"VALARM" not in render(cal)
+        body = render(cal, alarms=(timedelta(hours=-15), timedelta(days=-7)))
+        parsed = icalendar.Calendar.from_ical(body).walk("VEVENT")[0]
+        triggers = [alarm["TRIGGER"].dt for alarm in parsed.walk("VALARM")]
+        assert triggers == [timedelta(hours=-15), timedelta(days=-7)]
+
+    def test_url_is_rendered_when_set(self) -> None:
+        """An event's URL becomes its URL property."""
+        body = render(
+            calendar(
+                {"id": "a", "title": "A", "start": date(2026, 5, 1), "url": "https://example.org/a"}
+            ),
+        )
+        assert b"URL:https://example.org/a\r\n" in body
+
+    def test_edit_re_encodes_only_that_event(self) -> None:
+        """A renderer reuses every cached event and encodes only the edited one."""
+        renderer = feeds.Renderer()
+        before = calendar(
+            {"id": "a", "title": "A", "start": date(2026, 5, 1)},
+            {"id": "b", "title": "B", "start": date(2026, 5, 2)},
+        )
+        renderer.render(HEADER, entries_of(before))
+        cached = dict(renderer._events)  # noqa: SLF001 - the cache is what is under test
+        after = calendar(
+            {"id": "a", "title": "A", "start": date(2026, 5, 1)},
+            {"id": "b", "title": "B edited", "start": date(2026, 5, 2)},
+        )
+        renderer.render(HEADER, entries_of(after))
+        assert len(renderer._events) == 3  # noqa: SLF001
+        assert set(cached) < set(renderer._events)  # noqa: SLF001
+
+    def test_dtstart_keeps_the_events_zone(self) -> None:
+        """A timed event is written in its own zone, not converted to UTC."""
+        body = render(
+            calendar(
+                {
+                    "id": "a",
+                    "title": "A",
+                    "start": datetime(2026, 2, 12, 10),
+                    "end": datetime(2026, 2, 12, 12),
+                }
+            ),
+        )
+        assert b"DTSTART;TZID=Europe/Brussels:20260212T100000\r\n" in body
+        parsed = icalendar.Calendar.from_ical(body).walk("VEVENT")[0]
+        assert parsed["DTSTART"].dt == datetime(2026, 2, 12, 10, tzinfo=ZoneInfo("Europe/Brussels"))
