@@ -1,0 +1,218 @@
+"""The daemon as a process: serving, restarting, reloading edited files, stopping cleanly."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import httpx
+import icalendar
+import pytest
+
+from .conftest import SHIPPED_CALENDARS, SHIPPED_CONFIG
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+COMMAND = Path(sys.executable).parent / "eventwatch"
+
+
+def free_port() -> int:
+    """A port nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class Running:
+    """One ``eventwatch run`` process on a copy of the shipped files."""
+
+    def __init__(self, root: Path) -> None:
+        """Start it and wait until it answers."""
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process = subprocess.Popen(
+            [
+                str(COMMAND),
+                "--config",
+                str(root / "config" / "eventwatch.toml"),
+                "--set",
+                f"server.port={self.port}",
+                "--set",
+                'feeds.reload_every="PT0.2S"',
+                "run",
+            ],
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                httpx.get(f"{self.url}/healthz", timeout=1).raise_for_status()
+            except httpx.HTTPError:
+                if time.monotonic() > deadline or self.process.poll() is not None:
+                    _, log = self.stop()
+                    pytest.fail(f"the daemon did not start: {log}")
+                time.sleep(0.05)
+            else:
+                return
+
+    def get(self, path: str) -> httpx.Response:
+        """GET ``path`` uncompressed."""
+        return httpx.get(f"{self.url}{path}", headers={"Accept-Encoding": "identity"}, timeout=5)
+
+    def stop(self) -> tuple[int, str]:
+        """SIGTERM, and the exit code and log once it has stopped."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            _, log = self.process.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            _, log = self.process.communicate()
+        return self.process.returncode, log
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    """A copy of the shipped config and calendars, with its own state."""
+    shutil.copytree(SHIPPED_CONFIG.parent, tmp_path / "config")
+    shutil.copytree(SHIPPED_CALENDARS, tmp_path / "calendars")
+    return tmp_path
+
+
+@pytest.fixture
+def daemon(root: Path) -> Iterator[Running]:
+    """The daemon running on ``root``."""
+    running = Running(root)
+    yield running
+    running.stop()
+
+
+def sequences(body: bytes) -> dict[str, int]:
+    """SEQUENCE by UID."""
+    return {
+        str(e["UID"]): int(e["SEQUENCE"]) for e in icalendar.Calendar.from_ical(body).walk("VEVENT")
+    }
+
+
+def wait_for(predicate: object, timeout: float = 10) -> None:
+    """Poll until ``predicate()`` holds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():  # type: ignore[operator]
+        if time.monotonic() > deadline:
+            pytest.fail("timed out waiting")
+        time.sleep(0.1)
+
+
+def test_serves_the_shipped_feeds_and_page(daemon: Running) -> None:
+    """The shipped config serves all.ics, nato-2026.ics and the index page."""
+    for path in ("/feeds/all.ics", "/feeds/nato-2026.ics"):
+        response = daemon.get(path)
+        assert response.status_code == 200
+        assert set(sequences(response.content)) == {
+            "nato-2026/defence-ministers-2026-02@eventwatch",
+            "nato-2026/nato-ukraine-council-2026-02@eventwatch",
+            "nato-2026/summit-2026-07@eventwatch",
+        }
+    assert "NATO Summit 2026" in daemon.get("/").text
+
+
+def test_sigterm_stops_cleanly(root: Path) -> None:
+    """SIGTERM ends the daemon within seconds with exit 0 and a stop line in the log."""
+    running = Running(root)
+    started = time.monotonic()
+    code, log = running.stop()
+    assert code == 0
+    assert time.monotonic() - started < 5
+    assert "stopping signal=SIGTERM" in log
+    assert "Traceback" not in log
+
+
+def test_restart_serves_identical_bytes(root: Path) -> None:
+    """A restart with unchanged files serves the same bytes under the same ETag."""
+    first = Running(root)
+    before = first.get("/feeds/all.ics")
+    first.stop()
+    time.sleep(1.1)  # a new second: any re-stamping would show
+    second = Running(root)
+    after = second.get("/feeds/all.ics")
+    second.stop()
+    assert after.content == before.content
+    assert after.headers["etag"] == before.headers["etag"]
+
+
+def test_edit_bumps_only_the_edited_event(daemon: Running, root: Path) -> None:
+    """Moving the summit raises its SEQUENCE by one; the other events keep theirs."""
+    before = sequences(daemon.get("/feeds/all.ics").content)
+    path = root / "calendars" / "nato-2026.toml"
+    path.write_text(path.read_text().replace('location = "Ankara, Türkiye"', 'location = "Ankara"'))
+    wait_for(lambda: sequences(daemon.get("/feeds/all.ics").content) != before)
+    after = sequences(daemon.get("/feeds/all.ics").content)
+    summit = "nato-2026/summit-2026-07@eventwatch"
+    assert after[summit] == before[summit] + 1
+    assert {k: v for k, v in after.items() if k != summit} == {
+        k: v for k, v in before.items() if k != summit
+    }
+
+
+def test_broken_file_keeps_the_last_good_feed(daemon: Running, root: Path) -> None:
+    """An invalid edit is reported and the last good feed stays served."""
+    good = daemon.get("/feeds/all.ics").content
+    path = root / "calendars" / "nato-2026.toml"
+    path.write_text(
+        path.read_text().replace('timezone = "Europe/Istanbul"', 'timezone = "Europe/Ankara"')
+    )
+    wait_for(lambda: daemon.get("/healthz").json()["last_reload_error"] is not None)
+    health = daemon.get("/healthz").json()
+    assert "'Europe/Ankara' is not an IANA time zone" in health["last_reload_error"]
+    assert daemon.get("/feeds/all.ics").content == good
+    code, log = daemon.stop()
+    assert code == 0
+    assert "reload failed" in log
+    assert "calendars/nato-2026.toml" in log
+
+
+def test_export_writes_what_the_server_serves(daemon: Running, root: Path) -> None:
+    """``eventwatch export`` writes the served bytes, one file per feed plus the page."""
+    out = root / "public"
+    done = subprocess.run(
+        [
+            str(COMMAND),
+            "--config",
+            str(root / "config" / "eventwatch.toml"),
+            "export",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["all.ics", "index.html", "nato-2026.ics"]
+    for name in ("all", "nato-2026"):
+        assert (out / f"{name}.ics").read_bytes() == daemon.get(f"/feeds/{name}.ics").content
+
+
+def test_invalid_start_refuses_to_run(root: Path) -> None:
+    """Broken calendars at start are exit 2 with the problem, before anything is served."""
+    path = root / "calendars" / "nato-2026.toml"
+    path.write_text(path.read_text().replace('status = "confirmed"', 'status = "maybe"', 1))
+    done = subprocess.run(
+        [str(COMMAND), "--config", str(root / "config" / "eventwatch.toml"), "run"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=20,
+    )
+    assert done.returncode == 2
+    assert "calendars/nato-2026.toml" in done.stderr
+    assert "events[0].status" in done.stderr
+    assert "Traceback" not in done.stderr
