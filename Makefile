@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint clean
+.PHONY: run test lint bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,3 +31,9 @@ lint: $(VENV)/.installed-test
 
 clean:
 	rm -rf $(VENV) state .pytest_cache .mypy_cache .ruff_cache
+
+# Benchmarks, not tests: CI does not run them. The HTTP one needs wrk (Debian: apt-get install wrk).
+bench: $(VENV)/.installed-test
+	command -v wrk >/dev/null || apt-get install -y wrk >/dev/null || echo "wrk not installed: HTTP benchmark will stop"
+	$(BIN)/python bench/render.py
+	$(BIN)/python bench/serving.py

@@ -288,3 +288,87 @@ class TestEvents:
         assert b"DTSTART;TZID=Europe/Brussels:20260212T100000\r\n" in body
         parsed = icalendar.Calendar.from_ical(body).walk("VEVENT")[0]
         assert parsed["DTSTART"].dt == datetime(2026, 2, 12, 10, tzinfo=ZoneInfo("Europe/Brussels"))
+
+
+def reference_vevent(entry: feeds.Entry) -> icalendar.Event:
+    """The same event built with icalendar's own object model, as the reference."""
+    event, revision = entry.event, entry.revision
+    component = icalendar.Event()
+    component.add("uid", event.uid)
+    component.add("dtstamp", revision.modified)
+    component.add("dtstart", event.start)
+    end = event.end if isinstance(event.end, datetime) else event.last_day + timedelta(days=1)
+    component.add("dtend", end)
+    component.add("summary", event.title)
+    text = feeds.description_of(event)
+    if text:
+        component.add("description", text)
+    if event.location:
+        component.add("location", event.location)
+    if event.categories:
+        component.add("categories", list(event.categories))
+    component.add("status", event.status.value.upper())
+    if event.url is not None:
+        component.add("url", str(event.url))
+    if event.related_to is not None:
+        component.add("related-to", f"{event.calendar}/{event.related_to}@eventwatch")
+    component.add("sequence", revision.sequence)
+    component.add("last-modified", revision.modified)
+    if event.all_day:
+        component.add("transp", "TRANSPARENT")
+    for trigger in entry.alarms:
+        alarm = icalendar.Alarm()
+        alarm.add("action", "DISPLAY")
+        alarm.add("description", event.title)
+        alarm.add("trigger", trigger)
+        component.add_component(alarm)
+    return component
+
+
+def _comparable(component: icalendar.Component) -> object:
+    """A component's properties and sub-components, in a form that compares by value."""
+    properties = sorted((name, component[name].to_ical()) for name in component)
+    return properties, [_comparable(sub) for sub in component.subcomponents]
+
+
+def test_encoding_parses_equal_to_icalendars_own() -> None:
+    """Each VEVENT, assembled from icalendar's encoded values, parses equal to its object model."""
+    cal = Calendar.model_validate(
+        {
+            "id": "cal",
+            "name": "Cal",
+            "timezone": "Europe/Brussels",
+            "events": [
+                {
+                    "id": "a",
+                    "title": TRICKY,
+                    "description": TRICKY * 5 + "\nline",
+                    "location": TRICKY,
+                    "categories": ["c;d", "é😀"],
+                    "start": datetime(2026, 3, 29, 10),
+                    "end": datetime(2026, 3, 29, 12),
+                    "url": "https://example.org/x?y=1",
+                    "participants": [{"name": "Mark Rutte", "role": "chair"}],
+                    "sources": [
+                        {"publisher": "RksNews", "title": "T", "published": date(2026, 2, 11)}
+                    ],
+                },
+                {
+                    "id": "b",
+                    "title": "B",
+                    "start": date(2026, 7, 7),
+                    "end": date(2026, 7, 8),
+                    "timezone": "Europe/Istanbul",
+                    "related_to": "a",
+                    "status": "tentative",
+                },
+            ],
+        },
+    )
+    entries = entries_of(cal, alarms=(timedelta(hours=-15), timedelta(days=-1, minutes=-30)))
+    ours = icalendar.Calendar.from_ical(feeds.Renderer().render(HEADER, entries).body)
+    for entry, parsed in zip(entries, ours.walk("VEVENT"), strict=True):
+        reference = icalendar.Calendar.from_ical(
+            b"BEGIN:VCALENDAR\r\n" + reference_vevent(entry).to_ical() + b"END:VCALENDAR\r\n",
+        ).walk("VEVENT")[0]
+        assert _comparable(parsed) == _comparable(reference)

@@ -132,6 +132,10 @@ def build(
         )
     rendered = {ALL: renderer.render(headers[ALL], entries)}
     for calendar in calendars:
+        if len(calendars) == 1 and headers[calendar.id] == headers[ALL]:
+            # The same header and events: the same bytes, so hold them once.
+            rendered[calendar.id] = rendered[ALL]
+            continue
         mine = [e for e in entries if e.event.calendar == calendar.id]
         rendered[calendar.id] = renderer.render(headers[calendar.id], mine)
     renderer.retain(entries)
