@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import re
 from datetime import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from pydantic import BaseModel
 
 from eventwatch import settings
 from eventwatch.errors import SettingsError
+from eventwatch.settings import Settings
 
 from .conftest import SHIPPED_CONFIG
 
@@ -259,3 +262,31 @@ class TestSecrets:
         site.write_config('[smtp]\npassword = "a"\npassword_file = "pw"\n')
         (message,) = problems_of(site.config)
         assert message.endswith("smtp.password_file: set password or password_file, not both")
+
+
+def _leaf_settings(model: type[BaseModel], section: str = "") -> list[tuple[str, str]]:
+    """Every (section, key) the settings accept, as files spell them."""
+    found = []
+    for name, info in model.model_fields.items():
+        key = info.alias or name
+        inner = info.annotation
+        if isinstance(inner, type) and issubclass(inner, BaseModel) and not section:
+            found += _leaf_settings(inner, key)
+        else:
+            found.append((section, key))
+    return found
+
+
+def test_shipped_config_documents_every_setting() -> None:
+    """Each setting appears in the shipped file, set or commented out, in its section."""
+    text = SHIPPED_CONFIG.read_text()
+    blocks = {"": text.split("\n[", 1)[0]}
+    for block in text.split("\n[")[1:]:
+        name, _, body = block.partition("]")
+        blocks[name] = body
+    missing = [
+        f"{section}.{key}" if section else key
+        for section, key in _leaf_settings(Settings)
+        if not re.search(rf"^#? ?{key} = ", blocks.get(section, ""), re.MULTILINE)
+    ]
+    assert missing == []
