@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import Headers, QueryParams
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
@@ -20,11 +21,15 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from starlette.requests import Request
+    from starlette.types import ASGIApp, Receive, Scope, Send
 
     from eventwatch.feeds import Feed
     from eventwatch.publication import Publication
 
 _GZIP_KEPT = 16  # compressed bodies kept, newest first
+_HEADERS_KEPT = 256  # header sets kept (feeds x gzip x filters)
+_CALENDAR = b"text/calendar; charset=utf-8"
+_READ = frozenset({"GET", "HEAD"})
 
 
 @dataclass
@@ -79,16 +84,19 @@ def _matches(header: str, etag: str) -> bool:
     return "*" in candidates or etag in candidates
 
 
-def not_modified(request: Request, etag: str, last_modified: datetime | None) -> bool:
+def not_modified(
+    if_none_match: str | None,
+    if_modified_since: str | None,
+    etag: str,
+    last_modified: datetime | None,
+) -> bool:
     """Whether the client's copy is current (If-None-Match wins over If-Modified-Since)."""
-    if_none_match = request.headers.get("if-none-match")
     if if_none_match is not None:
         return _matches(if_none_match, etag)
-    since = request.headers.get("if-modified-since")
-    if since is None or last_modified is None:
+    if if_modified_since is None or last_modified is None:
         return False
     try:
-        stamp = email.utils.parsedate_to_datetime(since)
+        stamp = email.utils.parsedate_to_datetime(if_modified_since)
     except (TypeError, ValueError):
         return False
     if stamp.tzinfo is None:
@@ -96,38 +104,82 @@ def not_modified(request: Request, etag: str, last_modified: datetime | None) ->
     return last_modified <= stamp
 
 
-def create_app(state: State, clock: Callable[[], datetime]) -> Starlette:
-    """The app serving ``state``; ``clock`` gives the time the index page lists events from."""
+class _Feeds:
+    """The feed endpoint as a plain ASGI app: feeds are polled often, so it skips the framework.
 
-    async def feed(request: Request) -> Response:
-        name = request.path_params["name"]
-        categories = frozenset(request.query_params.getlist("category"))
-        publication = state.publication
+    Starlette still routes everything else (and answers 405 for other methods on feeds);
+    requests and query strings are read with its data structures, bodies sent as ASGI says.
+    """
+
+    def __init__(self, state: State) -> None:
+        self.state = state
+        self._headers: dict[tuple[str, str, bool, int, bool], list[tuple[bytes, bytes]]] = {}
+
+    def _fixed_headers(self, feed: Feed, name: str, use_gzip: bool) -> list[tuple[bytes, bytes]]:  # noqa: FBT001
+        """The headers a 200 and a 304 share, built once per feed and kept."""
+        state = self.state
+        key = (feed.etag, name, use_gzip, state.max_age, state.gzip)
+        found = self._headers.get(key)
+        if found is not None:
+            return found
+        etag = f'{feed.etag[:-1]}-gzip"' if use_gzip else feed.etag
+        headers = [
+            (b"etag", etag.encode()),
+            (b"cache-control", f"public, max-age={state.max_age}".encode()),
+            (b"content-disposition", f'inline; filename="{name}.ics"'.encode()),
+        ]
+        if state.gzip:
+            headers.append((b"vary", b"Accept-Encoding"))
+        if feed.last_modified is not None:
+            stamp = email.utils.format_datetime(feed.last_modified, usegmt=True)
+            headers.append((b"last-modified", stamp.encode()))
+        if len(self._headers) > _HEADERS_KEPT:
+            self._headers.clear()
+        self._headers[key] = headers
+        return headers
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path: str = scope["path"]
+        name = path.removeprefix("/feeds/").removesuffix(".ics")
+        query = scope.get("query_string", b"")
+        categories = frozenset(QueryParams(query).getlist("category")) if query else frozenset()
+        publication = self.state.publication
         found = (
             await run_in_threadpool(publication.feed, name, categories)
             if categories
             else publication.feed(name)
         )
         if found is None:
-            return PlainTextResponse(f"no calendar {name!r}\n", status_code=404)
-        use_gzip = state.gzip and accepts_gzip(request.headers.get("accept-encoding", ""))
-        etag = f'{found.etag[:-1]}-gzip"' if use_gzip else found.etag
-        headers = {
-            "ETag": etag,
-            "Cache-Control": f"public, max-age={state.max_age}",
-            "Content-Disposition": f'inline; filename="{name}.ics"',
-        }
-        if state.gzip:
-            headers["Vary"] = "Accept-Encoding"
-        if found.last_modified is not None:
-            headers["Last-Modified"] = email.utils.format_datetime(found.last_modified, usegmt=True)
-        if not_modified(request, etag, found.last_modified):
-            return Response(status_code=304, headers=headers)
-        body = found.body
+            missing = PlainTextResponse(f"no calendar {name!r}\n", status_code=404)
+            await missing(scope, receive, send)
+            return
+        request = Headers(scope=scope)
+        use_gzip = self.state.gzip and accepts_gzip(request.get("accept-encoding", ""))
+        headers = self._fixed_headers(found, name, use_gzip)
+        etag = headers[0][1].decode()
+        fresh = not_modified(
+            request.get("if-none-match"),
+            request.get("if-modified-since"),
+            etag,
+            found.last_modified,
+        )
+        if fresh:
+            await send({"type": "http.response.start", "status": 304, "headers": headers})
+            await send({"type": "http.response.body", "body": b""})
+            return
+        body = await run_in_threadpool(self.state.compressed, found) if use_gzip else found.body
+        extra = [(b"content-type", _CALENDAR), (b"content-length", str(len(body)).encode())]
         if use_gzip:
-            body = await run_in_threadpool(state.compressed, found)
-            headers["Content-Encoding"] = "gzip"
-        return Response(body, media_type="text/calendar; charset=utf-8", headers=headers)
+            extra.append((b"content-encoding", b"gzip"))
+        await send({"type": "http.response.start", "status": 200, "headers": headers + extra})
+        await send(
+            {"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else body},
+        )
+
+
+def create_app(state: State, clock: Callable[[], datetime]) -> ASGIApp:
+    """The app serving ``state``; ``clock`` gives the time the index page lists events from."""
+    feeds = _Feeds(state)
 
     async def index(request: Request) -> Response:
         del request
@@ -147,10 +199,24 @@ def create_app(state: State, clock: Callable[[], datetime]) -> Starlette:
         }
         return JSONResponse(body, headers={"Cache-Control": "no-store"})
 
-    return Starlette(
+    framework = Starlette(
         routes=[
             Route("/", index, methods=["GET", "HEAD"]),
-            Route("/feeds/{name}.ics", feed, methods=["GET", "HEAD"]),
+            Route("/feeds/{name}.ics", feeds, methods=["GET", "HEAD"]),
             Route("/healthz", healthz, methods=["GET", "HEAD"]),
         ],
     )
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] == "http"
+            and scope["method"] in _READ
+            and scope["path"].startswith("/feeds/")
+            and scope["path"].endswith(".ics")
+            and scope["path"].count("/") == 2  # noqa: PLR2004 - /feeds/NAME.ics, nothing deeper
+        ):
+            await feeds(scope, receive, send)
+        else:
+            await framework(scope, receive, send)
+
+    return app
