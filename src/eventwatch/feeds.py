@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import io
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING
@@ -196,20 +195,15 @@ def _vtimezone(name: str, first_year: int, last_year: int) -> bytes:
     return bytes(component.to_ical())
 
 
-def _zone_spans(entries: Iterable[Entry]) -> dict[str, tuple[int, int]]:
-    """Each zone of a timed event, with the first and last year it is used in."""
-    spans: dict[str, tuple[int, int]] = {}
-    for entry in entries:
-        start, end = entry.event.start, entry.event.end
-        if not isinstance(start, datetime) or not isinstance(end, datetime):
-            continue  # all-day events are dates, which carry no zone
-        zone = entry.event.timezone
-        first, last = spans.get(zone, (start.year, end.year))
-        if start.year < first or end.year > last:
-            spans[zone] = (min(first, start.year), max(last, end.year))
-        elif zone not in spans:
-            spans[zone] = (first, last)
-    return spans
+Span = tuple[str, int, int] | None
+"""The zone a timed event is written in, with its first and last year; None for all-day."""
+
+
+def _span(event: Event) -> Span:
+    start, end = event.start, event.end
+    if not isinstance(start, datetime) or not isinstance(end, datetime):
+        return None  # all-day events are dates, which carry no zone
+    return (event.timezone, start.year, end.year)
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,34 +243,56 @@ def _key(entry: Entry) -> tuple[object, ...]:
 class Renderer:
     """Renders feeds; keeps each VEVENT and VTIMEZONE it encoded for the next render.
 
-    Encoded events are kept as slices of the last feed that held them, not as copies: a
-    100,000-event feed is then held once, not twice.
+    An encoded event is kept as its place in the last feed that held it (that feed's bytes, a
+    start and an end), not as a copy: a 100,000-event feed is held once, not twice. Events that
+    sat next to each other last time are copied into the next feed as one run.
     """
 
-    _events: dict[tuple[object, ...], memoryview] = field(default_factory=dict)
+    _events: dict[tuple[object, ...], tuple[bytes, int, int, Span]] = field(default_factory=dict)
     _zones: dict[tuple[str, int, int], bytes] = field(default_factory=dict)
 
     def render(self, header: Header, entries: Sequence[Entry]) -> Feed:
         """The feed of ``entries`` (in the order given) under ``header``; byte-for-byte stable."""
-        out = io.BytesIO()
-        out.write(_header(header))
-        for zone, (first, last) in sorted(_zone_spans(entries).items()):
-            span = (zone, first, last)
-            if span not in self._zones:
-                self._zones[span] = _vtimezone(zone, first, last)
-            out.write(self._zones[span])
-        placed: list[tuple[tuple[object, ...], int, int]] = []
+        parts: list[bytes | memoryview] = []
+        placed: list[tuple[tuple[object, ...], int, int, Span]] = []
+        years: dict[str, tuple[int, int]] = {}
+        position = 0
+        run: tuple[bytes, int, int] = (b"", 0, 0)
         for entry in entries:
             key = _key(entry)
-            cached = self._events.get(key)
-            start = out.tell()
-            out.write(cached if cached is not None else _vevent(entry))
-            placed.append((key, start, out.tell()))
-        out.write(_END)
-        body = out.getvalue()
-        view = memoryview(body)
-        for key, start, end in placed:
-            self._events[key] = view[start:end]
+            found = self._events.get(key)
+            if found is None:
+                fresh = _vevent(entry)
+                found = (fresh, 0, len(fresh), _span(entry.event))
+            source, start, end, span = found
+            if source is run[0] and start == run[2]:
+                run = (source, run[1], end)
+            else:
+                parts.append(memoryview(run[0])[run[1] : run[2]])
+                run = (source, start, end)
+            if span is not None:
+                zone, first, last = span
+                known = years.get(zone)
+                if known is None or first < known[0] or last > known[1]:
+                    years[zone] = (first, last) if known is None else (
+                        min(first, known[0]), max(last, known[1]),
+                    )  # fmt: skip
+            placed.append((key, position, position + end - start, span))
+            position += end - start
+        parts.append(memoryview(run[0])[run[1] : run[2]])
+        parts.append(_END)
+        head: list[bytes | memoryview] = [_header(header)]
+        for zone, (first, last) in sorted(years.items()):
+            if (zone, first, last) not in self._zones:
+                self._zones[zone, first, last] = _vtimezone(zone, first, last)
+            head.append(self._zones[zone, first, last])
+        # One join: one allocation of the exact size, one copy per run, in C.
+        body = b"".join(head + parts)
+        del parts, run
+        shift = sum(len(part) for part in head)
+        self._events.update(
+            (key, (body, start + shift, end + shift, span)) for key, start, end, span in placed
+        )
         modified = max((e.revision.modified for e in entries), default=None)
         return Feed.of(body, modified)
 
