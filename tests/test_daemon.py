@@ -136,16 +136,17 @@ def test_sigterm_stops_cleanly(root: Path) -> None:
 
 
 def test_restart_serves_identical_bytes(root: Path) -> None:
-    """A restart with unchanged files serves the same bytes under the same ETag."""
+    """A restart with unchanged files serves the same bytes under the same ETag, from its cache."""
     first = Running(root)
     before = first.get("/feeds/all.ics")
     first.stop()
     time.sleep(1.1)  # a new second: any re-stamping would show
     second = Running(root)
     after = second.get("/feeds/all.ics")
-    second.stop()
+    _, log = second.stop()
     assert after.content == before.content
     assert after.headers["etag"] == before.headers["etag"]
+    assert "feed cache loaded events=3" in log  # the restart reused the encoded events
 
 
 def test_edit_bumps_only_the_edited_event(daemon: Running, root: Path) -> None:

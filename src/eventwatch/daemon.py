@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import uvicorn
 
 from eventwatch import export as static
-from eventwatch import feeds, inputs, logs, publication, web
+from eventwatch import feedcache, feeds, inputs, logs, publication, web
 from eventwatch.errors import InvalidInputError
 from eventwatch.ledger import Ledger
 
@@ -36,6 +36,31 @@ def options(settings: Settings) -> publication.Options:
         alarms=settings.feeds.alarms,
         defaults=settings.reminders,
     )
+
+
+def publish(
+    loaded: inputs.Inputs, ledger: Ledger, renderer: feeds.Renderer
+) -> publication.Publication:
+    """Render every feed of ``loaded`` and keep the encoded events for the next start."""
+    settings = loaded.settings
+    built = publication.build(loaded.calendars, options(settings), ledger, renderer, now())
+    body = built.rendered[publication.ALL].body
+    try:
+        feedcache.save(settings.state_dir, body, renderer.placements(body))
+    except OSError as exc:
+        log.warning("feed cache not saved error=%r", str(exc))
+    return built
+
+
+def warm(renderer: feeds.Renderer, state_dir: Path) -> None:
+    """Seed ``renderer`` with the events an earlier run encoded, if their cache is usable."""
+    found = feedcache.load(state_dir)
+    if found is None:
+        log.info("feed cache none usable; rendering cold")
+        return
+    body, placements = found
+    renderer.seed(body, placements)
+    log.info("feed cache loaded events=%d", len(placements))
 
 
 def files_state(config: Path, calendars_dir: Path) -> tuple[tuple[str, int, int], ...]:
@@ -88,6 +113,7 @@ class Daemon:
             settings.calendars_dir,
         )
         ledger = await asyncio.to_thread(Ledger.in_folder, settings.state_dir)
+        await asyncio.to_thread(warm, self.renderer, settings.state_dir)
         try:
             await self._serve(loaded, ledger)
         finally:
@@ -95,14 +121,7 @@ class Daemon:
 
     async def _serve(self, loaded: inputs.Inputs, ledger: Ledger) -> None:
         settings = loaded.settings
-        built = await asyncio.to_thread(
-            publication.build,
-            loaded.calendars,
-            options(settings),
-            ledger,
-            self.renderer,
-            now(),
-        )
+        built = await asyncio.to_thread(publish, loaded, ledger, self.renderer)
         state = web.State(
             publication=built,
             base_url=settings.server.base_url,
@@ -162,14 +181,7 @@ class Daemon:
                     log.warning("reload failed problem=%r", str(problem))
                 state.last_reload_error = "; ".join(str(p) for p in exc.problems)
                 continue
-            built = await asyncio.to_thread(
-                publication.build,
-                fresh.calendars,
-                options(fresh.settings),
-                ledger,
-                self.renderer,
-                now(),
-            )
+            built = await asyncio.to_thread(publish, fresh, ledger, self.renderer)
             loaded, config_path = fresh, fresh.config_file
             state.publication = built
             state.max_age = fresh.settings.feeds.max_age
@@ -184,9 +196,10 @@ def export(loaded: inputs.Inputs, out: Path) -> list[Path]:
     settings = loaded.settings
     ledger = Ledger.in_folder(settings.state_dir)
     try:
-        at = now()
-        built = publication.build(loaded.calendars, options(settings), ledger, feeds.Renderer(), at)
-        return static.export(built, out, settings.server.base_url, at)
+        renderer = feeds.Renderer()
+        warm(renderer, settings.state_dir)
+        built = publish(loaded, ledger, renderer)
+        return static.export(built, out, settings.server.base_url, now())
     finally:
         ledger.close()
 

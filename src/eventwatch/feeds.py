@@ -239,6 +239,10 @@ def _key(entry: Entry) -> tuple[object, ...]:
     return (revision.uid, revision.content, revision.sequence, revision.modified, entry.alarms)
 
 
+Placement = tuple[tuple[object, ...], int, int, Span]
+"""An encoded event's cache key, its start and end in a feed's bytes, and its zone's years."""
+
+
 @dataclass
 class Renderer:
     """Renders feeds; keeps each VEVENT and VTIMEZONE it encoded for the next render.
@@ -295,6 +299,19 @@ class Renderer:
         )
         modified = max((e.revision.modified for e in entries), default=None)
         return Feed.of(body, modified)
+
+    def placements(self, body: bytes) -> list[Placement]:
+        """Where each cached event sits in ``body`` (a feed this renderer made), to keep it."""
+        return [
+            (key, start, end, span)
+            for key, (source, start, end, span) in self._events.items()
+            if source is body
+        ]
+
+    def seed(self, body: bytes, placements: Iterable[Placement]) -> None:
+        """Take in events encoded by an earlier run, so a restart need not encode them again."""
+        for key, start, end, span in placements:
+            self._events[key] = (body, start, end, span)
 
     def retain(self, entries: Iterable[Entry]) -> None:
         """Forget encoded events other than ``entries``, so edits and removals do not pile up."""
