@@ -23,7 +23,14 @@ sys.path.insert(0, str(HERE))
 import synthetic  # noqa: E402
 
 SIZES = (1000, 10000, 100000)
-IMPLEMENTATIONS = ("eventwatch", "eventwatch-edit", "naive", "template", "ical-generator")
+IMPLEMENTATIONS = (
+    "eventwatch",
+    "eventwatch-edit",
+    "eventwatch-restart",
+    "naive",
+    "template",
+    "ical-generator",
+)
 
 
 def _peak_mb() -> float:
@@ -55,6 +62,23 @@ def measure(impl: str, size: int) -> dict[str, float]:
         prepared[len(events) // 2] = feeds.Entry(edited, revision)
         start = time.perf_counter()
         body = renderer.render(header, prepared).body
+    elif impl == "eventwatch-restart":
+        import tempfile  # noqa: PLC0415
+
+        from eventwatch import feedcache  # noqa: PLC0415
+
+        prepared = entries(events)
+        first = feeds.Renderer()
+        cold = first.render(header, prepared).body
+        with tempfile.TemporaryDirectory() as folder:
+            feedcache.save(Path(folder), cold, first.placements(cold))
+            del first, cold
+            start = time.perf_counter()  # reading the cache back is part of the restart
+            body_and_places = feedcache.load(Path(folder))
+            assert body_and_places is not None
+            renderer = feeds.Renderer()
+            renderer.seed(*body_and_places)
+            body = renderer.render(header, prepared).body
     elif impl == "naive":
         import naive  # noqa: PLC0415
 
@@ -134,18 +158,18 @@ def main() -> None:
         return
     print(f"# feed rendering, {platform.node()} ({platform.machine()}, {platform.python_version()}), "
           f"{time.strftime('%Y-%m-%d %H:%M %Z')}")
-    print(f"{'events':>7} {'implementation':<16} {'seconds':>8} {'MB/s':>7} {'peak MB':>8} {'vs naive':>9} {'vs template':>12}")
+    print(f"{'events':>7} {'implementation':<18} {'seconds':>8} {'MB/s':>7} {'peak MB':>8} {'vs naive':>9} {'vs template':>12}")
     for size in (int(s) for s in args.sizes.split(",")):
         results = {impl: run_one(impl, size) for impl in IMPLEMENTATIONS}
         naive_s = results["naive"]["seconds"] if results["naive"] else float("nan")
         template_s = results["template"]["seconds"] if results["template"] else float("nan")
         for impl, found in results.items():
             if found is None:
-                print(f"{size:>7} {impl:<16} {'(not available)':>8}")
+                print(f"{size:>7} {impl:<18} {'(not available)':>8}")
                 continue
             speed = found["bytes"] / 1e6 / found["seconds"]
             print(
-                f"{size:>7} {impl:<16} {found['seconds']:8.3f} {speed:7.1f} {found['peak_mb']:8.0f} "
+                f"{size:>7} {impl:<18} {found['seconds']:8.3f} {speed:7.1f} {found['peak_mb']:8.0f} "
                 f"{naive_s / found['seconds']:8.2f}x {found['seconds'] / template_s:11.2f}x",
             )
         sys.stdout.flush()

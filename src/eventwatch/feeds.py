@@ -1,8 +1,9 @@
 """Pure: events with their revisions in, an iCalendar feed (bytes and ETag) out.
 
-The only module that imports icalendar. icalendar encodes every value and every component;
-this module caches each event's encoded VEVENT by its content and revision, so a feed after one
-edit re-encodes one event, and joins the cached components into the calendar.
+The only module that imports icalendar. icalendar encodes and folds every value and builds
+the calendar header and VTIMEZONEs; this module joins an event's encoded lines into its VEVENT,
+caches each VEVENT by the event's content and revision (a feed after one edit encodes one
+event), and joins the cached VEVENTs into the feed.
 """
 
 from __future__ import annotations
