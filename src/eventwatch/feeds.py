@@ -44,6 +44,14 @@ class Entry:
     event: Event
     revision: Revision
     alarms: tuple[timedelta, ...] = ()
+    key: tuple[object, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        """Fix what the encoded VEVENT depends on: the event's content, revision and alarms."""
+        revision = self.revision
+        key = (revision.uid, revision.content, revision.sequence, revision.modified, self.alarms)
+        # A frozen dataclass sets its own derived field this way, once.
+        object.__setattr__(self, "key", key)
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,12 +242,6 @@ def _header(header: Header) -> bytes:
     return body[: -len(_END)]
 
 
-def _key(entry: Entry) -> tuple[object, ...]:
-    """What an encoded VEVENT depends on: the event's content, its revision and alarms."""
-    revision = entry.revision
-    return (revision.uid, revision.content, revision.sequence, revision.modified, entry.alarms)
-
-
 Placement = tuple[tuple[object, ...], int, int, Span]
 """An encoded event's cache key, its start and end in a feed's bytes, and its zone's years."""
 
@@ -264,7 +266,7 @@ class Renderer:
         position = 0
         run: tuple[bytes, int, int] = (b"", 0, 0)
         for entry in entries:
-            key = _key(entry)
+            key = entry.key
             found = self._events.get(key)
             if found is None:
                 fresh = _vevent(entry)
@@ -316,5 +318,5 @@ class Renderer:
 
     def retain(self, entries: Iterable[Entry]) -> None:
         """Forget encoded events other than ``entries``, so edits and removals do not pile up."""
-        keep = {_key(e) for e in entries}
+        keep = {e.key for e in entries}
         self._events = {k: v for k, v in self._events.items() if k in keep}
