@@ -8,12 +8,15 @@ import socket
 import subprocess
 import sys
 import time
+from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import httpx
+import ical.calendar_stream
 import icalendar
 import pytest
+import vobject
 
 from .conftest import SHIPPED_CALENDARS, SHIPPED_CONFIG
 
@@ -67,10 +70,10 @@ class Running:
         """GET ``path`` uncompressed."""
         return httpx.get(f"{self.url}{path}", headers={"Accept-Encoding": "identity"}, timeout=5)
 
-    def stop(self) -> tuple[int, str]:
-        """SIGTERM, and the exit code and log once it has stopped."""
+    def stop(self, signum: signal.Signals = signal.SIGTERM) -> tuple[int, str]:
+        """Send ``signum``; the exit code and log once it has stopped."""
         if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
+            self.process.send_signal(signum)
         try:
             _, log = self.process.communicate(timeout=10)
         except subprocess.TimeoutExpired:
@@ -95,6 +98,12 @@ def daemon(root: Path) -> Iterator[Running]:
     running.stop()
 
 
+def stamps(body: bytes) -> dict[str, datetime]:
+    """DTSTAMP by UID."""
+    found = icalendar.Calendar.from_ical(body).walk("VEVENT")
+    return {str(e["UID"]): e["DTSTAMP"].dt for e in found}
+
+
 def sequences(body: bytes) -> dict[str, int]:
     """SEQUENCE by UID."""
     return {
@@ -112,26 +121,33 @@ def wait_for(predicate: object, timeout: float = 10) -> None:
 
 
 def test_serves_the_shipped_feeds_and_page(daemon: Running) -> None:
-    """The shipped config serves all.ics, nato-2026.ics and the index page."""
+    """The served feeds hold the three NATO events as ical and vobject read them."""
+    expected = {
+        "nato-2026/defence-ministers-2026-02@eventwatch": (date(2026, 2, 12), date(2026, 2, 13)),
+        "nato-2026/nato-ukraine-council-2026-02@eventwatch": (date(2026, 2, 12), date(2026, 2, 13)),
+        "nato-2026/summit-2026-07@eventwatch": (date(2026, 7, 7), date(2026, 7, 9)),
+    }
     for path in ("/feeds/all.ics", "/feeds/nato-2026.ics"):
         response = daemon.get(path)
         assert response.status_code == 200
-        assert set(sequences(response.content)) == {
-            "nato-2026/defence-ministers-2026-02@eventwatch",
-            "nato-2026/nato-ukraine-council-2026-02@eventwatch",
-            "nato-2026/summit-2026-07@eventwatch",
-        }
+        strict = ical.calendar_stream.IcsCalendarStream.calendar_from_ics(response.text)
+        assert {e.uid: (e.dtstart, e.dtend) for e in strict.events} == expected
+        other = vobject.readOne(response.text)
+        assert {
+            v.uid.value: (v.dtstart.value, v.dtend.value) for v in other.vevent_list
+        } == expected
     assert "NATO Summit 2026" in daemon.get("/").text
 
 
-def test_sigterm_stops_cleanly(root: Path) -> None:
-    """SIGTERM ends the daemon within seconds with exit 0 and a stop line in the log."""
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_signal_stops_cleanly(root: Path, signum: signal.Signals) -> None:
+    """SIGTERM or SIGINT ends the daemon within seconds with exit 0 and a stop line in the log."""
     running = Running(root)
     started = time.monotonic()
-    code, log = running.stop()
+    code, log = running.stop(signum)
     assert code == 0
     assert time.monotonic() - started < 5
-    assert "stopping signal=SIGTERM" in log
+    assert f"stopping signal={signum.name}" in log
     assert "Traceback" not in log
 
 
@@ -151,13 +167,19 @@ def test_restart_serves_identical_bytes(root: Path) -> None:
 
 def test_edit_bumps_only_the_edited_event(daemon: Running, root: Path) -> None:
     """Moving the summit raises its SEQUENCE by one; the other events keep theirs."""
-    before = sequences(daemon.get("/feeds/all.ics").content)
+    first = daemon.get("/feeds/all.ics").content
+    before = sequences(first)
+    time.sleep(1.1)  # a new second, so a new stamp would show
     path = root / "calendars" / "nato-2026.toml"
     path.write_text(path.read_text().replace('location = "Ankara, Türkiye"', 'location = "Ankara"'))
     wait_for(lambda: sequences(daemon.get("/feeds/all.ics").content) != before)
-    after = sequences(daemon.get("/feeds/all.ics").content)
+    second = daemon.get("/feeds/all.ics").content
+    after = sequences(second)
     summit = "nato-2026/summit-2026-07@eventwatch"
     assert after[summit] == before[summit] + 1
+    old_stamps, new_stamps = stamps(first), stamps(second)
+    assert new_stamps.pop(summit) > old_stamps.pop(summit)
+    assert new_stamps == old_stamps  # the other events' DTSTAMP did not move
     assert {k: v for k, v in after.items() if k != summit} == {
         k: v for k, v in before.items() if k != summit
     }
