@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import threading
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING
@@ -257,9 +258,19 @@ class Renderer:
 
     _events: dict[tuple[object, ...], tuple[bytes, int, int, Span]] = field(default_factory=dict)
     _zones: dict[tuple[str, int, int], bytes] = field(default_factory=dict)
+    # Filtered feeds are rendered in request threads while a reload renders in another.
+    _lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
 
-    def render(self, header: Header, entries: Sequence[Entry]) -> Feed:
-        """The feed of ``entries`` (in the order given) under ``header``; byte-for-byte stable."""
+    def render(self, header: Header, entries: Sequence[Entry], *, remember: bool = True) -> Feed:
+        """The feed of ``entries`` (in the order given) under ``header``; byte-for-byte stable.
+
+        ``remember=False`` uses the cache without pointing it at this feed: for filtered
+        feeds, so that the cache keeps following the full ones.
+        """
+        with self._lock:
+            return self._render(header, entries, remember=remember)
+
+    def _render(self, header: Header, entries: Sequence[Entry], *, remember: bool) -> Feed:
         parts: list[bytes | memoryview] = []
         placed: list[tuple[tuple[object, ...], int, int, Span]] = []
         years: dict[str, tuple[int, int]] = {}
@@ -296,27 +307,31 @@ class Renderer:
         # One join: one allocation of the exact size, one copy per run, in C.
         body = b"".join(head + parts)
         del parts, run
-        shift = sum(len(part) for part in head)
-        self._events.update(
-            (key, (body, start + shift, end + shift, span)) for key, start, end, span in placed
-        )
+        if remember:
+            shift = sum(len(part) for part in head)
+            self._events.update(
+                (key, (body, start + shift, end + shift, span)) for key, start, end, span in placed
+            )
         modified = max((e.revision.modified for e in entries), default=None)
         return Feed.of(body, modified)
 
     def placements(self, body: bytes) -> list[Placement]:
         """Where each cached event sits in ``body`` (a feed this renderer made), to keep it."""
-        return [
-            (key, start, end, span)
-            for key, (source, start, end, span) in self._events.items()
-            if source is body
-        ]
+        with self._lock:
+            return [
+                (key, start, end, span)
+                for key, (source, start, end, span) in self._events.items()
+                if source is body
+            ]
 
     def seed(self, body: bytes, placements: Iterable[Placement]) -> None:
         """Take in events encoded by an earlier run, so a restart need not encode them again."""
-        for key, start, end, span in placements:
-            self._events[key] = (body, start, end, span)
+        with self._lock:
+            for key, start, end, span in placements:
+                self._events[key] = (body, start, end, span)
 
     def retain(self, entries: Iterable[Entry]) -> None:
         """Forget encoded events other than ``entries``, so edits and removals do not pile up."""
         keep = {e.key for e in entries}
-        self._events = {k: v for k, v in self._events.items() if k in keep}
+        with self._lock:
+            self._events = {k: v for k, v in self._events.items() if k in keep}

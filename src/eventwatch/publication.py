@@ -83,7 +83,7 @@ class Publication:
             for e in self.entries
             if name in (ALL, e.event.calendar) and categories & set(e.event.categories)
         ]
-        rendered = self.renderer.render(self.headers[name], chosen)
+        rendered = self.renderer.render(self.headers[name], chosen, remember=False)
         with self._lock:
             if len(self._variants) >= _VARIANTS:
                 self._variants.pop(next(iter(self._variants)))

@@ -181,10 +181,23 @@ def create_app(state: State, clock: Callable[[], datetime]) -> ASGIApp:
     """The app serving ``state``; ``clock`` gives the time the index page lists events from."""
     feeds = _Feeds(state)
 
+    pages_made: dict[tuple[datetime, str, datetime], bytes] = {}
+
+    def page() -> bytes:
+        """The index page, made at most once a minute per publication (it lists by time)."""
+        minute = clock().replace(second=0, microsecond=0)
+        key = (state.publication.built, state.base_url, minute)
+        found = pages_made.get(key)
+        if found is None:
+            found = pages.render(state.publication, state.base_url, minute)
+            pages_made.clear()
+            pages_made[key] = found
+        return found
+
     async def index(request: Request) -> Response:
         del request
-        page = await run_in_threadpool(pages.render, state.publication, state.base_url, clock())
-        return HTMLResponse(page, headers={"Cache-Control": "no-cache"})
+        body = await run_in_threadpool(page)
+        return HTMLResponse(body, headers={"Cache-Control": "no-cache"})
 
     async def healthz(request: Request) -> Response:
         del request

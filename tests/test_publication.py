@@ -1,0 +1,97 @@
+"""A publication: revisions kept in the store, every feed rendered, filtered feeds on demand."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from eventwatch import feeds, publication
+from eventwatch.ledger import Ledger
+from eventwatch.models import Calendar, ReminderPolicy
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+FIRST = datetime(2026, 1, 1, tzinfo=UTC)
+LATER = datetime(2026, 1, 2, tzinfo=UTC)
+OPTIONS = publication.Options(timedelta(hours=1), alarms=False, defaults=ReminderPolicy())
+
+
+def calendar(cid: str, *events: dict[str, Any]) -> Calendar:
+    """A Brussels calendar with the given events."""
+    return Calendar.model_validate(
+        {"id": cid, "name": cid.title(), "timezone": "Europe/Brussels", "events": list(events)},
+    )
+
+
+def test_build_stores_revisions_and_bumps_only_edits(tmp_path: Path) -> None:
+    """A rebuild after moving one event raises that event's SEQUENCE alone, in the store too."""
+    ledger = Ledger.in_folder(tmp_path)
+    a = {"id": "a", "title": "A", "start": date(2026, 5, 1), "location": "X"}
+    b = {"id": "b", "title": "B", "start": date(2026, 5, 2)}
+    publication.build((calendar("c", a, b),), OPTIONS, ledger, feeds.Renderer(), FIRST)
+    moved = a | {"location": "Y"}
+    publication.build((calendar("c", moved, b),), OPTIONS, ledger, feeds.Renderer(), LATER)
+    stored = ledger.revisions()
+    assert (stored["c/a@eventwatch"].sequence, stored["c/a@eventwatch"].modified) == (1, LATER)
+    assert (stored["c/b@eventwatch"].sequence, stored["c/b@eventwatch"].modified) == (0, FIRST)
+    ledger.close()
+
+
+def test_feeds_per_calendar_and_all(tmp_path: Path) -> None:
+    """There is a feed per calendar and one with all; unknown names give None."""
+    ledger = Ledger.in_folder(tmp_path)
+    built = publication.build(
+        (
+            calendar("one", {"id": "a", "title": "A", "start": date(2026, 5, 1)}),
+            calendar("two", {"id": "b", "title": "B", "start": date(2026, 5, 2)}),
+        ),
+        OPTIONS,
+        ledger,
+        feeds.Renderer(),
+        FIRST,
+    )
+    assert sorted(built.rendered) == ["all", "one", "two"]
+    assert built.rendered["all"].body.count(b"BEGIN:VEVENT") == 2
+    assert built.rendered["one"].body.count(b"BEGIN:VEVENT") == 1
+    assert b"X-WR-CALNAME:All calendars\r\n" in built.rendered["all"].body
+    assert built.feed("three") is None
+    ledger.close()
+
+
+def test_single_calendar_shares_its_bytes(tmp_path: Path) -> None:
+    """With one calendar, all.ics and the calendar's feed are the same bytes, held once."""
+    ledger = Ledger.in_folder(tmp_path)
+    built = publication.build(
+        (calendar("one", {"id": "a", "title": "A", "start": date(2026, 5, 1)}),),
+        OPTIONS,
+        ledger,
+        feeds.Renderer(),
+        FIRST,
+    )
+    assert built.rendered["one"] is built.rendered["all"]
+    ledger.close()
+
+
+def test_filtered_feed_leaves_the_cache_on_the_full_feed(tmp_path: Path) -> None:
+    """Rendering a category filter does not move the cached events out of the full feed."""
+    ledger = Ledger.in_folder(tmp_path)
+    renderer = feeds.Renderer()
+    built = publication.build(
+        (
+            calendar(
+                "one",
+                {"id": "a", "title": "A", "start": date(2026, 5, 1), "categories": ["x"]},
+                {"id": "b", "title": "B", "start": date(2026, 5, 2)},
+            ),
+        ),
+        OPTIONS,
+        ledger,
+        renderer,
+        FIRST,
+    )
+    filtered = built.feed("all", frozenset({"x"}))
+    assert filtered is not None
+    assert filtered.body.count(b"BEGIN:VEVENT") == 1
+    assert len(renderer.placements(built.rendered["all"].body)) == 2
+    ledger.close()
