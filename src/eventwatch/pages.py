@@ -7,9 +7,7 @@ from datetime import date, datetime, time
 from typing import TYPE_CHECKING
 from urllib.parse import quote, urlsplit, urlunsplit
 
-import jinja2
-
-from eventwatch import __version__
+from eventwatch import __version__, templates
 from eventwatch.models import Status
 from eventwatch.publication import ALL
 
@@ -20,14 +18,6 @@ if TYPE_CHECKING:
 UPCOMING = 50
 _DASH = "\u2013"  # an en dash, as ranges of dates are printed
 PAST = 10
-
-_environment = jinja2.Environment(
-    loader=jinja2.PackageLoader("eventwatch", "templates"),
-    # Every text from a calendar file is escaped; nothing in a template is trusted input.
-    autoescape=True,
-    undefined=jinja2.StrictUndefined,
-    keep_trailing_newline=True,
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +89,8 @@ def render(publication: Publication, base: str, now: datetime) -> bytes:
     ended = [e for e in events if _ends(e) <= now]
     upcoming = [e for e in events if _ends(e) > now][:UPCOMING]
     past = list(reversed(ended))[:PAST]
-    page = _environment.get_template("index.html.j2").render(
+    page = templates.render(
+        "index.html.j2",
         title="eventwatch",
         feeds=links,
         upcoming=[_item(e) for e in upcoming],
