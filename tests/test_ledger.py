@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING
 
 import pytest
 import sqlalchemy as sa
 
+from eventwatch import planner
 from eventwatch.errors import OperationError
-from eventwatch.ledger import DATABASE_FILE, SCHEMA_VERSION, Ledger
+from eventwatch.ledger import DATABASE_FILE, SCHEMA_VERSION, Ledger, Status
+from eventwatch.models import Calendar, ReminderPolicy
 from eventwatch.revisions import Revision
 
 if TYPE_CHECKING:
     from pathlib import Path
+
+    from eventwatch.planner import Reminder
 
 WHEN = datetime(2026, 2, 3, 4, 5, 6, tzinfo=UTC)
 
@@ -65,3 +69,134 @@ def test_unwritable_state_folder_is_named(tmp_path: Path) -> None:
     blocker.write_text("")
     with pytest.raises(OperationError, match="cannot create the state folder"):
         Ledger.in_folder(blocker / "state")
+
+
+def _plan(
+    start: date = date(2026, 7, 7), offsets: tuple[str, ...] = ("P7D", "P1D")
+) -> list[Reminder]:
+    """The reminders of one all-day event on ``start`` for one recipient."""
+    cal = Calendar.model_validate(
+        {
+            "id": "cal",
+            "name": "Cal",
+            "timezone": "Europe/Istanbul",
+            "reminders": {"offsets": list(offsets), "recipients": [{"address": "ops@example.org"}]},
+            "events": [{"id": "summit", "title": "Summit", "start": start}],
+        },
+    )
+    return planner.reminders((cal,), ReminderPolicy())
+
+
+EARLY = datetime(2026, 6, 1, tzinfo=UTC)
+
+
+class TestReminders:
+    """The reminder rows: reconciling, claiming, recording."""
+
+    def test_reconcile_inserts_the_plan_as_pending(self, tmp_path: Path) -> None:
+        """Every planned reminder becomes one pending row with its due instant."""
+        ledger = Ledger.in_folder(tmp_path)
+        result = ledger.reconcile(_plan(), EARLY)
+        assert (result.inserted, result.cancelled) == (2, 0)
+        rows = ledger.rows()
+        assert sorted((r.offset, r.due, r.status) for r in rows.values()) == [
+            ("P1D", datetime(2026, 7, 6, 6, tzinfo=UTC), Status.PENDING),
+            ("P7D", datetime(2026, 6, 30, 6, tzinfo=UTC), Status.PENDING),
+        ]
+        assert ledger.reconcile(_plan(), EARLY).inserted == 0  # idempotent
+        ledger.close()
+
+    def test_moved_event_cancels_pending_and_plans_anew(self, tmp_path: Path) -> None:
+        """Moving the event cancels its pending reminders and adds ones at the new time."""
+        ledger = Ledger.in_folder(tmp_path)
+        ledger.reconcile(_plan(), EARLY)
+        result = ledger.reconcile(_plan(start=date(2026, 7, 14)), EARLY)
+        assert (result.inserted, result.cancelled) == (2, 2)
+        statuses = sorted((r.due.date(), r.status) for r in ledger.rows().values())
+        assert statuses == [
+            (date(2026, 6, 30), Status.CANCELLED),
+            (date(2026, 7, 6), Status.CANCELLED),
+            (date(2026, 7, 7), Status.PENDING),
+            (date(2026, 7, 13), Status.PENDING),
+        ]
+        ledger.close()
+
+    def test_sent_rows_are_never_touched(self, tmp_path: Path) -> None:
+        """A sent reminder stays sent when its event disappears from the plan."""
+        ledger = Ledger.in_folder(tmp_path)
+        ledger.reconcile(_plan(), EARLY)
+        (claimed,) = ledger.claim_due(datetime(2026, 6, 30, 6, tzinfo=UTC))
+        ledger.mark_sent(claimed.key, "<id@eventwatch>", datetime(2026, 6, 30, 6, tzinfo=UTC))
+        ledger.reconcile([], EARLY)
+        row = ledger.rows()[claimed.key]
+        assert (row.status, row.message_id) == (Status.SENT, "<id@eventwatch>")
+        ledger.close()
+
+    def test_cancelled_comes_back_when_the_event_moves_back(self, tmp_path: Path) -> None:
+        """Moving an event back revives its cancelled reminders that are not yet due."""
+        ledger = Ledger.in_folder(tmp_path)
+        ledger.reconcile(_plan(), EARLY)
+        ledger.reconcile(_plan(start=date(2026, 7, 14)), EARLY)
+        result = ledger.reconcile(_plan(), EARLY)
+        assert (result.revived, result.cancelled) == (2, 2)
+        ledger.close()
+
+    def test_claim_takes_only_due_rows_once(self, tmp_path: Path) -> None:
+        """A due row is claimed once, with its attempt counted; later rows wait."""
+        ledger = Ledger.in_folder(tmp_path)
+        ledger.reconcile(_plan(), EARLY)
+        at = datetime(2026, 6, 30, 6, tzinfo=UTC)
+        (claimed,) = ledger.claim_due(at)
+        assert (claimed.offset, claimed.status, claimed.attempts) == ("P7D", Status.SENDING, 1)
+        assert ledger.claim_due(at) == []
+        assert [r.key for r in ledger.in_flight()] == [claimed.key]
+        ledger.close()
+
+    def test_retry_waits_for_its_time(self, tmp_path: Path) -> None:
+        """A retried row is pending again but claimable only from its next attempt."""
+        ledger = Ledger.in_folder(tmp_path)
+        ledger.reconcile(_plan(offsets=("P7D",)), EARLY)
+        at = datetime(2026, 6, 30, 6, tzinfo=UTC)
+        (claimed,) = ledger.claim_due(at)
+        retry_at = at + timedelta(minutes=1)
+        ledger.mark_retry(claimed.key, "451 try later", retry_at)
+        assert ledger.next_due() == retry_at
+        assert ledger.claim_due(at + timedelta(seconds=30)) == []
+        (again,) = ledger.claim_due(retry_at)
+        assert (again.attempts, again.last_error) == (2, "451 try later")
+        ledger.close()
+
+    def test_failed_and_skipped_are_final(self, tmp_path: Path) -> None:
+        """Failed and skipped rows are never claimed and do not count as next due."""
+        ledger = Ledger.in_folder(tmp_path)
+        ledger.reconcile(_plan(), EARLY)
+        first, second = sorted(ledger.rows().values(), key=lambda r: r.due)
+        ledger.mark_failed(first.key, "550 no such user")
+        ledger.mark_skipped(second.key, "due 7 h before eventwatch ran")
+        assert ledger.next_due() is None
+        assert ledger.claim_due(datetime(2027, 1, 1, tzinfo=UTC)) == []
+        ledger.close()
+
+    def test_version_1_database_is_upgraded(self, tmp_path: Path) -> None:
+        """A database of schema 1 (revisions only) gains the reminders table and keeps its rows."""
+        engine = sa.create_engine(f"sqlite:///{tmp_path / DATABASE_FILE}")
+        with engine.begin() as connection:
+            connection.execute(sa.text("CREATE TABLE schema_version (version INTEGER NOT NULL)"))
+            connection.execute(sa.text("INSERT INTO schema_version VALUES (1)"))
+            connection.execute(
+                sa.text(
+                    "CREATE TABLE revisions (uid VARCHAR(300) PRIMARY KEY, sequence INTEGER "
+                    "NOT NULL, major VARCHAR(64) NOT NULL, content VARCHAR(64) NOT NULL, "
+                    "modified BIGINT NOT NULL)",
+                ),
+            )
+            connection.execute(sa.text("INSERT INTO revisions VALUES ('a', 3, 'm', 'c', 0)"))
+        engine.dispose()
+        ledger = Ledger.in_folder(tmp_path)
+        assert ledger.revisions()["a"].sequence == 3
+        assert ledger.reconcile(_plan(), EARLY).inserted == 2
+        ledger.close()
+        engine = sa.create_engine(f"sqlite:///{tmp_path / DATABASE_FILE}")
+        with engine.connect() as connection:
+            assert connection.execute(sa.text("SELECT version FROM schema_version")).scalar() == 2
+        engine.dispose()

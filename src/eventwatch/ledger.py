@@ -8,8 +8,10 @@ refused rather than misread.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.exc import SQLAlchemyError
@@ -21,7 +23,9 @@ if TYPE_CHECKING:
     from collections.abc import Iterable
     from pathlib import Path
 
-SCHEMA_VERSION = 1
+    from eventwatch.planner import Reminder
+
+SCHEMA_VERSION = 2
 DATABASE_FILE = "eventwatch.db"
 _CHUNK = 500
 
@@ -43,6 +47,86 @@ _revisions = sa.Table(
     # Whole seconds since the epoch, UTC: the same in every database, and what iCalendar keeps.
     sa.Column("modified", sa.BigInteger, nullable=False),
 )
+
+
+_reminders = sa.Table(
+    "reminders",
+    _metadata,
+    # event uid | event start (UTC) | offset | recipient: a moved event gets new keys.
+    sa.Column("key", sa.String(700), primary_key=True),
+    sa.Column("event_uid", sa.String(300), nullable=False),
+    sa.Column("recipient", sa.String(320), nullable=False),
+    sa.Column("offset", sa.String(40), nullable=False),
+    sa.Column("due", sa.BigInteger, nullable=False),
+    sa.Column("status", sa.String(10), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("next_attempt", sa.BigInteger, nullable=True),
+    sa.Column("last_error", sa.Text, nullable=True),
+    sa.Column("message_id", sa.String(300), nullable=True),
+    sa.Column("sent_at", sa.BigInteger, nullable=True),
+    sa.Index("reminders_by_status_due", "status", "due"),
+)
+
+
+class Status(StrEnum):
+    """Where a reminder stands; ``sent`` rows are never changed again."""
+
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    CANCELLED = "cancelled"
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """One reminder as the ledger holds it."""
+
+    key: str
+    event_uid: str
+    recipient: str
+    offset: str
+    due: datetime
+    status: Status
+    attempts: int
+    next_attempt: datetime | None
+    last_error: str | None
+    message_id: str | None
+    sent_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Reconciled:
+    """What reconciling a plan changed."""
+
+    inserted: int
+    cancelled: int
+    revived: int
+
+
+def _stamp(value: datetime) -> int:
+    return int(value.timestamp())
+
+
+def _instant(value: int | None) -> datetime | None:
+    return None if value is None else datetime.fromtimestamp(value, tz=UTC)
+
+
+def _row(found: sa.Row[Any]) -> Row:
+    return Row(
+        key=found.key,
+        event_uid=found.event_uid,
+        recipient=found.recipient,
+        offset=found.offset,
+        due=datetime.fromtimestamp(found.due, tz=UTC),
+        status=Status(found.status),
+        attempts=found.attempts,
+        next_attempt=_instant(found.next_attempt),
+        last_error=found.last_error,
+        message_id=found.message_id,
+        sent_at=_instant(found.sent_at),
+    )
 
 
 def url_for(state_dir: Path) -> str:
@@ -91,7 +175,10 @@ class Ledger:
                     f"this eventwatch understands ({SCHEMA_VERSION}); upgrade eventwatch"
                 )
                 raise OperationError(msg)
-            # Upgrades from older versions go here, one step per version, when there are any.
+            elif found < SCHEMA_VERSION:
+                # Version 1 had no reminders table; create_all above has added it, and no
+                # existing row changes. Later versions add their steps here, one per version.
+                connection.execute(_schema.update().values(version=SCHEMA_VERSION))
 
     def revisions(self) -> dict[str, Revision]:
         """Every stored revision by UID."""
@@ -127,6 +214,126 @@ class Ledger:
                 uids = [row["uid"] for row in chunk]
                 connection.execute(_revisions.delete().where(_revisions.c.uid.in_(uids)))
                 connection.execute(_revisions.insert(), chunk)
+
+    def reconcile(self, planned: Iterable[Reminder], now: datetime) -> Reconciled:
+        """Make the ledger match the plan; ``sent`` rows are never touched.
+
+        New reminders become pending; pending ones the plan no longer has (their event moved,
+        was cancelled or removed) become cancelled; a cancelled one the plan has again (the
+        event moved back) is pending again while it is not yet due.
+        """
+        wanted = {r.key: r for r in planned}
+        with self._engine.begin() as connection:
+            known = {
+                row.key: Status(row.status)
+                for row in connection.execute(sa.select(_reminders.c.key, _reminders.c.status))
+            }
+            fresh = [
+                {
+                    "key": key,
+                    "event_uid": r.event.uid,
+                    "recipient": r.recipient.address,
+                    "offset": str(r.offset),
+                    "due": _stamp(r.due),
+                    "status": Status.PENDING.value,
+                    "attempts": 0,
+                }
+                for key, r in wanted.items()
+                if key not in known
+            ]
+            gone = [
+                k for k, status in known.items() if status is Status.PENDING and k not in wanted
+            ]
+            back = [
+                k
+                for k, status in known.items()
+                if status is Status.CANCELLED and k in wanted and wanted[k].due > now
+            ]
+            for start in range(0, len(fresh), _CHUNK):
+                connection.execute(_reminders.insert(), fresh[start : start + _CHUNK])
+            self._set_status(connection, gone, Status.CANCELLED)
+            self._set_status(connection, back, Status.PENDING)
+        return Reconciled(inserted=len(fresh), cancelled=len(gone), revived=len(back))
+
+    @staticmethod
+    def _set_status(connection: sa.Connection, keys: list[str], status: Status) -> None:
+        for start in range(0, len(keys), _CHUNK):
+            chunk = keys[start : start + _CHUNK]
+            connection.execute(
+                _reminders.update()
+                .where(_reminders.c.key.in_(chunk))
+                .values(status=status.value, next_attempt=None),
+            )
+
+    def rows(self) -> dict[str, Row]:
+        """Every reminder row by key."""
+        with self._engine.connect() as connection:
+            return {row.key: _row(row) for row in connection.execute(sa.select(_reminders))}
+
+    def next_due(self) -> datetime | None:
+        """The earliest instant a pending reminder wants attention (its due time or retry)."""
+        when = sa.func.coalesce(_reminders.c.next_attempt, _reminders.c.due)
+        query = sa.select(sa.func.min(when)).where(_reminders.c.status == Status.PENDING.value)
+        with self._engine.connect() as connection:
+            return _instant(connection.execute(query).scalar())
+
+    def claim_due(self, now: datetime, limit: int = 1000) -> list[Row]:
+        """Mark up to ``limit`` reminders due at ``now`` as sending, and return them.
+
+        A row is claimed only if it is still pending when updated, so two processes sharing
+        the database never both claim it.
+        """
+        when = sa.func.coalesce(_reminders.c.next_attempt, _reminders.c.due)
+        query = (
+            sa.select(_reminders)
+            .where(_reminders.c.status == Status.PENDING.value, when <= _stamp(now))
+            .order_by(when, _reminders.c.key)
+            .limit(limit)
+        )
+        claimed: list[Row] = []
+        with self._engine.begin() as connection:
+            for found in connection.execute(query).all():
+                result = connection.execute(
+                    _reminders.update()
+                    .where(
+                        _reminders.c.key == found.key,
+                        _reminders.c.status == Status.PENDING.value,
+                    )
+                    .values(status=Status.SENDING.value, attempts=found.attempts + 1),
+                )
+                if result.rowcount == 1:
+                    row = _row(found)
+                    claimed.append(
+                        replace(row, status=Status.SENDING, attempts=row.attempts + 1),
+                    )
+        return claimed
+
+    def in_flight(self) -> list[Row]:
+        """Rows left ``sending`` (the process died mid-send): they are sent again, same id."""
+        query = sa.select(_reminders).where(_reminders.c.status == Status.SENDING.value)
+        with self._engine.connect() as connection:
+            return [_row(found) for found in connection.execute(query)]
+
+    def mark_sent(self, key: str, message_id: str, at: datetime) -> None:
+        """Record that the server accepted the message; committed at once."""
+        self._update(key, status=Status.SENT.value, message_id=message_id, sent_at=_stamp(at),
+                     last_error=None, next_attempt=None)  # fmt: skip
+
+    def mark_retry(self, key: str, error: str, at: datetime) -> None:
+        """Back to pending, to be tried again at ``at``."""
+        self._update(key, status=Status.PENDING.value, last_error=error, next_attempt=_stamp(at))
+
+    def mark_failed(self, key: str, error: str) -> None:
+        """Given up: a permanent refusal, or the event began before it could be sent."""
+        self._update(key, status=Status.FAILED.value, last_error=error, next_attempt=None)
+
+    def mark_skipped(self, key: str, reason: str) -> None:
+        """Not sent on purpose: it was due too long before eventwatch could send it."""
+        self._update(key, status=Status.SKIPPED.value, last_error=reason, next_attempt=None)
+
+    def _update(self, key: str, **values: object) -> None:
+        with self._engine.begin() as connection:
+            connection.execute(_reminders.update().where(_reminders.c.key == key).values(**values))
 
     def close(self) -> None:
         """Release the connections."""
