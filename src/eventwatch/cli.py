@@ -9,7 +9,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from eventwatch import __version__, daemon, inputs, planner, reports
+from eventwatch import __version__, daemon, inputs, planner, reports, simulation
 from eventwatch.errors import EventwatchError, InvalidInputError, Problem
 from eventwatch.models import in_start_order
 
@@ -136,6 +136,18 @@ def _parser() -> argparse.ArgumentParser:
         description="Serve the feeds over HTTP and re-read the calendar files when they change.",
     )
 
+    simulate = commands.add_parser(
+        "simulate",
+        parents=[common],
+        help="run the reminders over a period on a simulated clock, into a Maildir",
+        description="Run the planner, ledger and mail code from --from until --until on a "
+        "simulated clock, with an empty ledger of its own; write every message it would send "
+        "to the Maildir --out, dated at its simulated instant, and print the timeline.",
+    )
+    simulate.add_argument("--from", dest="since", type=_instant, required=True, metavar="DATETIME")
+    simulate.add_argument("--until", type=_instant, required=True, metavar="DATETIME")
+    simulate.add_argument("--out", type=Path, required=True, metavar="DIR", help="the Maildir")
+
     export = commands.add_parser(
         "export",
         parents=[common],
@@ -215,12 +227,25 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _simulate(args: argparse.Namespace) -> int:
+    if args.until <= args.since:
+        raise InvalidInputError([Problem("--until", "", "must be after --from")])
+    loaded = inputs.load(getattr(args, "config", None), getattr(args, "overrides", None))
+    timeline = simulation.simulate(loaded, args.since, args.until, args.out)
+    for outcome in timeline:
+        print(reports.outcome_line(outcome))
+    sent = sum(o.result == "sent" for o in timeline)
+    print(f"{sent} message{'s' * (sent != 1)} written to {args.out}")
+    return 0
+
+
 _COMMANDS = {
     "check": _check,
     "list": _list,
     "plan": _plan,
     "run": _run,
     "export": _export,
+    "simulate": _simulate,
 }
 
 

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from eventwatch.dispatch import Outcome
     from eventwatch.models import Event
     from eventwatch.planner import Reminder
 
@@ -73,4 +74,13 @@ def reminder_line(reminder: Reminder) -> str:
     return (
         f"{due:%Y-%m-%d %H:%M}Z ({local:%Y-%m-%d %H:%M} {reminder.event.timezone})  "
         f"{reminder.offset!s:>5} before  {reminder.recipient.address}  {reminder.event.title}"
+    )
+
+
+def outcome_line(outcome: Outcome) -> str:
+    """What one pass did with one reminder, as a line of the simulated timeline."""
+    row = outcome.row
+    return (
+        f"{outcome.at.astimezone(UTC):%Y-%m-%d %H:%M}Z  {outcome.result:<7}  {row.offset:>5}  "
+        f"{row.recipient}  {row.event_uid}  {outcome.detail}"
     )

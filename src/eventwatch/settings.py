@@ -110,6 +110,12 @@ class MailSettings(Section):
 
     delivery: Literal["maildir", "smtp"] = "maildir"
     sender: Annotated[str, AfterValidator(_sender)] | None = Field(default=None, alias="from")
+    templates_dir: ConfigPath | None = None
+
+    @property
+    def from_address(self) -> str:
+        """The From: of reminders; a local placeholder when unset (Maildir only)."""
+        return self.sender or "eventwatch <eventwatch@localhost>"
 
     model_config = ConfigDict(populate_by_name=True)
 
@@ -151,6 +157,7 @@ class ReminderDefaults(ReminderPolicy):
 
     offsets: tuple[Offset, ...] | None = (Offset(days=1, seconds=0),)
     all_day_at: time | None = time(9, 0)
+    catch_up: timedelta = Field(default=timedelta(hours=6), ge=timedelta(0))
 
     model_config = ConfigDict(hide_input_in_errors=True)
 

@@ -1,0 +1,128 @@
+"""Pure: a reminder in, the e-mail message that delivers it out (standard library email)."""
+
+from __future__ import annotations
+
+import email.utils
+import hashlib
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
+
+from eventwatch import __version__, pages, templates
+from eventwatch.feeds import description_of
+from eventwatch.models import Status
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from eventwatch.models import Event, Offset
+    from eventwatch.planner import Reminder
+
+
+def message_id(key: str, sender: str | None) -> str:
+    """The Message-ID of reminder ``key``: the same reminder always has the same id."""
+    digest = hashlib.sha256(key.encode()).hexdigest()[:32]
+    _, address = email.utils.parseaddr(sender or "")
+    domain = address.rpartition("@")[2] or "eventwatch.invalid"
+    return f"<{digest}.reminder@{domain}>"
+
+
+def in_words(offset: Offset) -> str:
+    """How long before: ``7 days``, ``2 hours``, ``1 day and 12 hours``."""
+    hours, rest = divmod(offset.seconds, 3600)
+    minutes = rest // 60
+    parts = [
+        f"{n} {unit}{'s' * (n != 1)}"
+        for n, unit in ((offset.days, "day"), (hours, "hour"), (minutes, "minute"))
+        if n
+    ]
+    if not parts:
+        return "no time"
+    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+
+
+def _short_day(event: Event) -> str:
+    day = event.first_day
+    text = f"{day:%a} {day.day} {day:%b %Y}"
+    if isinstance(event.start, datetime):
+        text += f" {event.start:%H:%M %Z}"
+    return text
+
+
+def subject(reminder: Reminder, *, late: bool) -> str:
+    """``Reminder: NATO Summit 2026 in 7 days (Tue 7 Jul 2026, Ankara, Türkiye)``."""
+    event = reminder.event
+    where = f", {event.location}" if event.location else ""
+    head = "Late reminder" if late else "Reminder"
+    if event.status is Status.CANCELLED:
+        head = "Cancelled"
+    return f"{head}: {event.title} in {in_words(reminder.offset)} ({_short_day(event)}{where})"
+
+
+def _when_for(event: Event, zone: str | None) -> str | None:
+    """The event's time on another clock, for a recipient in ``zone``; None for dates."""
+    if zone is None or event.all_day or zone == event.timezone:
+        return None
+    assert isinstance(event.start, datetime)  # noqa: S101 - not all-day means a date-time
+    start = event.start.astimezone(ZoneInfo(zone))
+    return f"{start:%a} {start.day} {start:%B %Y %H:%M %Z} ({zone})"
+
+
+@dataclass(frozen=True, slots=True)
+class Sender:
+    """Who reminders come from, and the site's own templates if it has any."""
+
+    address: str
+    templates_dir: Path | None = None
+
+
+def build(
+    reminder: Reminder,
+    sender: Sender,
+    *,
+    sent_at: datetime,
+    ics: bytes,
+    late: bool = False,
+) -> EmailMessage:
+    """The message for ``reminder``, dated ``sent_at``, with the event attached as ``ics``.
+
+    The standard library's email policy refuses CR or LF in a header, and every calendar
+    text is refused such characters on entry, so no calendar text can add a header.
+    """
+    event = reminder.event
+    values = {
+        "title": event.title,
+        "when": pages.when(event),
+        "when_yours": _when_for(event, reminder.recipient.timezone),
+        "location": event.location,
+        "status": "" if event.status is Status.CONFIRMED else event.status.value,
+        "description": description_of(event),
+        "offset": in_words(reminder.offset),
+        "late": late,
+        "due": f"{reminder.due.astimezone(UTC):%Y-%m-%d %H:%M} UTC",
+        "version": __version__,
+    }
+    message = EmailMessage()
+    message["From"] = sender.address
+    name = reminder.recipient.name
+    address = reminder.recipient.address
+    message["To"] = email.utils.formataddr((name, address)) if name else address
+    message["Subject"] = subject(reminder, late=late)
+    message["Date"] = email.utils.format_datetime(sent_at.astimezone(UTC))
+    message["Message-ID"] = message_id(reminder.key, sender.address)
+    message["Auto-Submitted"] = "auto-generated"
+    message.set_content(templates.render("reminder.txt.j2", sender.templates_dir, **values))
+    message.add_alternative(
+        templates.render("reminder.html.j2", sender.templates_dir, **values),
+        subtype="html",
+    )
+    message.add_attachment(
+        ics,
+        maintype="text",
+        subtype="calendar",
+        filename=f"{event.id}.ics",
+        params={"method": "PUBLISH", "charset": "utf-8"},
+    )
+    return message

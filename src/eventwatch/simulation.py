@@ -1,0 +1,79 @@
+"""A run of the reminder machinery over a past or future period, on a simulated clock.
+
+The same planner, ledger, message and dispatch code as the daemon, with an empty ledger of its
+own and a Maildir for the messages: how a person sees today what the daemon did or will do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from eventwatch import feeds, messages, planner, publication
+from eventwatch.delivery import MaildirDelivery
+from eventwatch.dispatch import Dispatcher, Outcome
+from eventwatch.ledger import Ledger
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from eventwatch.inputs import Inputs
+    from eventwatch.models import Event
+
+
+def attachments(built: publication.Publication, renderer: feeds.Renderer) -> dict[str, bytes]:
+    """Each event of ``built`` as a one-event calendar, keyed by UID."""
+    return {
+        entry.event.uid: renderer.render(
+            feeds.Header(entry.event.title, "", built.headers[publication.ALL].refresh),
+            [entry],
+            remember=False,
+        ).body
+        for entry in built.entries
+    }
+
+
+async def _run(
+    dispatcher: Dispatcher, ledger: Ledger, start: datetime, until: datetime
+) -> list[Outcome]:
+    timeline: list[Outcome] = []
+    clock = start
+    while (due := ledger.next_due()) is not None and due < until:
+        clock = max(clock, due)
+        timeline += await dispatcher.run_due(clock)
+    return timeline
+
+
+def simulate(loaded: Inputs, start: datetime, until: datetime, out: Path) -> list[Outcome]:
+    """Send, into the Maildir ``out``, every reminder due from ``start`` until ``until``."""
+    settings = loaded.settings
+    with tempfile.TemporaryDirectory(prefix="eventwatch-simulate-") as folder:
+        ledger = Ledger.in_folder(Path(folder))
+        try:
+            renderer = feeds.Renderer()
+            options = publication.Options(
+                refresh=settings.feeds.refresh_interval,
+                alarms=settings.feeds.alarms,
+                defaults=settings.reminders,
+            )
+            built = publication.build(loaded.calendars, options, ledger, renderer, start)
+            files = attachments(built, renderer)
+            plan = planner.reminders(loaded.calendars, settings.reminders)
+            ledger.reconcile(plan, start)
+
+            def attachment(event: Event) -> bytes:
+                return files[event.uid]
+
+            dispatcher = Dispatcher(
+                ledger=ledger,
+                delivery=MaildirDelivery(out),
+                sender=messages.Sender(settings.mail.from_address, settings.mail.templates_dir),
+                catch_up=settings.reminders.catch_up,
+                plan={r.key: r for r in plan},
+                attachment=attachment,
+            )
+            return asyncio.run(_run(dispatcher, ledger, start, until))
+        finally:
+            ledger.close()
