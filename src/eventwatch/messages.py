@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import email.header
 import email.utils
 import hashlib
 from dataclasses import dataclass
@@ -70,6 +71,20 @@ def _when_for(event: Event, zone: str | None) -> str | None:
     return f"{start:%a} {start.day} {start:%B %Y %H:%M %Z} ({zone})"
 
 
+def _set_subject(message: EmailMessage, text: str) -> None:
+    """Set Subject; non-ASCII text goes as whole encoded words.
+
+    The standard library folds a long subject between a space and an encoded word and so
+    shows two spaces there once unfolded (``Ankara,  Türkiye``); folding between encoded
+    words, as ``email.header`` does, loses nothing, since space between them is ignored.
+    """
+    if text.isascii():
+        message["Subject"] = text
+        return
+    encoded = email.header.Header(text, "utf-8", header_name="Subject").encode(linesep="\n")
+    message.set_raw("Subject", encoded)
+
+
 @dataclass(frozen=True, slots=True)
 class Sender:
     """Who reminders come from, and the site's own templates if it has any."""
@@ -109,7 +124,7 @@ def build(
     name = reminder.recipient.name
     address = reminder.recipient.address
     message["To"] = email.utils.formataddr((name, address)) if name else address
-    message["Subject"] = subject(reminder, late=late)
+    _set_subject(message, subject(reminder, late=late))
     message["Date"] = email.utils.format_datetime(sent_at.astimezone(UTC))
     message["Message-ID"] = message_id(reminder.key, sender.address)
     message["Auto-Submitted"] = "auto-generated"
