@@ -74,7 +74,7 @@ def test_offsets_in_words(offset: str, words: str) -> None:
 
 
 def test_headers() -> None:
-    """From, To with name, subject with the day and place, Date, stable Message-ID, auto-generated."""
+    """From, To with name, subject with day and place, Date, stable Message-ID, auto-generated."""
     r = reminder()
     parsed = build(r)
     assert parsed["From"] == "eventwatch <eventwatch@example.org>"
