@@ -102,7 +102,8 @@ class Dispatcher:
             self.ledger.mark_skipped(row.key, why)
             return Outcome(now, row, "skipped", why)
         lateness = now - row.due
-        if lateness > self.catch_up:
+        # catch_up is for reminders missed while eventwatch was down; a retry is never too late.
+        if row.attempts <= 1 and lateness > self.catch_up:
             why = f"due {lateness} before it could be sent (catch_up is {self.catch_up})"
             self.ledger.mark_skipped(row.key, why)
             return Outcome(now, row, "skipped", why)

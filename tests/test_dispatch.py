@@ -1,0 +1,172 @@
+"""Dispatch: what is due is sent once, late ones are marked or skipped, failures retried."""
+
+from __future__ import annotations
+
+import asyncio
+import mailbox
+from datetime import UTC, date, datetime, timedelta
+from typing import TYPE_CHECKING
+
+import pytest
+
+from eventwatch import messages, planner
+from eventwatch.delivery import DeliveryError, MaildirDelivery
+from eventwatch.dispatch import Dispatcher, backoff
+from eventwatch.ledger import Ledger, Status
+from eventwatch.models import Calendar, ReminderPolicy
+
+if TYPE_CHECKING:
+    from email.message import EmailMessage
+    from pathlib import Path
+
+DUE = datetime(2026, 7, 6, 6, 0, tzinfo=UTC)  # P1D before the summit, 09:00 Istanbul
+STARTS = datetime(2026, 7, 7, 6, 0, tzinfo=UTC)
+
+
+def plan() -> list[planner.Reminder]:
+    """The summit's P1D reminder for one recipient."""
+    cal = Calendar.model_validate(
+        {
+            "id": "nato-2026",
+            "name": "NATO",
+            "timezone": "Europe/Istanbul",
+            "reminders": {"offsets": ["P1D"], "recipients": [{"address": "duty@example.org"}]},
+            "events": [{"id": "summit", "title": "Summit", "start": date(2026, 7, 7)}],
+        },
+    )
+    return planner.reminders((cal,), ReminderPolicy())
+
+
+class Refusing:
+    """A delivery that refuses, the given number of times, with the given reply."""
+
+    def __init__(self, reply: str, *, permanent: bool, times: int = 1_000) -> None:
+        """Refuse ``times`` times, then accept."""
+        self.reply, self.permanent, self.left = reply, permanent, times
+        self.accepted: list[EmailMessage] = []
+
+    async def deliver(self, message: EmailMessage) -> str:
+        """Refuse while refusals are left, else accept."""
+        if self.left > 0:
+            self.left -= 1
+            raise DeliveryError(self.reply, permanent=self.permanent)
+        self.accepted.append(message)
+        return "250 OK"
+
+
+@pytest.fixture
+def ledger(tmp_path: Path) -> Ledger:
+    """A ledger holding the plan."""
+    made = Ledger.in_folder(tmp_path / "state")
+    made.reconcile(plan(), DUE - timedelta(days=30))
+    return made
+
+
+def dispatcher(
+    ledger: Ledger, delivery: object, catch_up: timedelta = timedelta(hours=6)
+) -> Dispatcher:
+    """A dispatcher over ``ledger`` with the plan and an empty attachment."""
+    return Dispatcher(
+        ledger=ledger,
+        delivery=delivery,  # type: ignore[arg-type]
+        sender=messages.Sender("eventwatch@example.org"),
+        catch_up=catch_up,
+        plan={r.key: r for r in plan()},
+        attachment=lambda _event: b"BEGIN:VCALENDAR\r\nEND:VCALENDAR\r\n",
+    )
+
+
+def only_row(ledger: Ledger) -> object:
+    """The ledger's one row."""
+    (row,) = ledger.rows().values()
+    return row
+
+
+def test_due_reminder_is_written_once(ledger: Ledger, tmp_path: Path) -> None:
+    """At its due instant the reminder lands in the Maildir, once, and is recorded as sent."""
+    box = tmp_path / "outbox"
+    send = dispatcher(ledger, MaildirDelivery(box))
+    assert asyncio.run(send.run_due(DUE - timedelta(seconds=1))) == []
+    (outcome,) = asyncio.run(send.run_due(DUE))
+    assert outcome.result == "sent"
+    assert asyncio.run(send.run_due(DUE + timedelta(minutes=5))) == []
+    (message,) = list(mailbox.Maildir(box, create=False))
+    row = only_row(ledger)
+    assert row.status is Status.SENT  # type: ignore[attr-defined]
+    assert row.message_id == message["Message-ID"]  # type: ignore[attr-defined]
+    assert not message["Subject"].startswith("Late")
+
+
+def test_transient_failure_is_retried_with_backoff(ledger: Ledger) -> None:
+    """A 451 is retried after 1, then 2 minutes, and the third try delivers."""
+    refusing = Refusing("451 4.3.0 try later", permanent=False, times=2)
+    send = dispatcher(ledger, refusing)
+    (first,) = asyncio.run(send.run_due(DUE))
+    assert first.result == "retry"
+    assert ledger.next_due() == DUE + timedelta(minutes=1)
+    (second,) = asyncio.run(send.run_due(DUE + timedelta(minutes=1)))
+    assert second.result == "retry"
+    assert ledger.next_due() == DUE + timedelta(minutes=3)
+    (third,) = asyncio.run(send.run_due(DUE + timedelta(minutes=3)))
+    assert third.result == "sent"
+    assert only_row(ledger).attempts == 3  # type: ignore[attr-defined]
+
+
+def test_permanent_failure_fails_at_once(ledger: Ledger) -> None:
+    """A 550 is final: the row fails with the server's reply and is not retried."""
+    send = dispatcher(ledger, Refusing("550 5.1.1 no such user", permanent=True))
+    (outcome,) = asyncio.run(send.run_due(DUE))
+    assert outcome.result == "failed"
+    row = only_row(ledger)
+    assert (row.status, row.last_error) == (Status.FAILED, "550 5.1.1 no such user")  # type: ignore[attr-defined]
+    assert ledger.next_due() is None
+
+
+def test_retries_stop_when_the_event_begins(ledger: Ledger) -> None:
+    """A reminder still failing when its event begins becomes failed."""
+    send = dispatcher(ledger, Refusing("421 busy", permanent=False))
+    at = DUE
+    while (due := ledger.next_due()) is not None:
+        at = max(at, due)
+        asyncio.run(send.run_due(at))
+    row = only_row(ledger)
+    assert row.status is Status.FAILED  # type: ignore[attr-defined]
+    assert at < STARTS
+
+
+@pytest.mark.parametrize(
+    ("late", "result", "marked_late"),
+    [
+        (timedelta(seconds=5), "sent", False),
+        (timedelta(hours=1), "sent", True),
+        (timedelta(hours=7), "skipped", None),
+    ],
+)
+def test_catch_up_rule(
+    ledger: Ledger,
+    late: timedelta,
+    result: str,
+    marked_late: bool | None,  # noqa: FBT001
+) -> None:
+    """Missed by seconds: sent as usual; by an hour: sent marked late; by 7 hours: skipped."""
+    refusing = Refusing("", permanent=False, times=0)
+    (outcome,) = asyncio.run(dispatcher(ledger, refusing).run_due(DUE + late))
+    assert outcome.result == result
+    if marked_late is not None:
+        assert refusing.accepted[0]["Subject"].startswith("Late reminder") is marked_late
+
+
+def test_begun_event_is_skipped(ledger: Ledger) -> None:
+    """A reminder first looked at after its event began is skipped, whatever catch_up says."""
+    send = dispatcher(ledger, Refusing("", permanent=False, times=0), catch_up=timedelta(days=9))
+    (outcome,) = asyncio.run(send.run_due(STARTS + timedelta(minutes=1)))
+    assert (outcome.result, outcome.detail) == ("skipped", "the event had begun")
+
+
+@pytest.mark.parametrize(
+    ("attempts", "minutes"),
+    [(1, 1), (2, 2), (3, 4), (6, 32), (7, 60), (20, 60)],
+)
+def test_backoff_doubles_to_an_hour(attempts: int, minutes: int) -> None:
+    """1 minute, doubling, never more than an hour."""
+    assert backoff(attempts) == timedelta(minutes=minutes)
