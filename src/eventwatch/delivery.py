@@ -1,16 +1,21 @@
-"""How messages leave: the Delivery interface and its implementations (Maildir now, SMTP next)."""
+"""How messages leave: the Delivery interface, a Maildir and SMTP (the only aiosmtplib import)."""
 
 from __future__ import annotations
 
 import asyncio
 import mailbox
+import ssl
 from typing import TYPE_CHECKING, Protocol
+
+import aiosmtplib
 
 from eventwatch.errors import OperationError
 
 if TYPE_CHECKING:
     from email.message import EmailMessage
     from pathlib import Path
+
+    from eventwatch.settings import SmtpSettings
 
 
 class DeliveryError(OperationError):
@@ -49,3 +54,76 @@ class MaildirDelivery:
     async def deliver(self, message: EmailMessage) -> str:
         """Write ``message`` in a worker thread; file I/O never blocks the event loop."""
         return await asyncio.to_thread(self._add, message)
+
+
+class SmtpDelivery:
+    """Sends through an SMTP server, reusing up to ``max_connections`` connections.
+
+    ``security = "starttls"`` insists on STARTTLS before anything else is said (aiosmtplib
+    would otherwise carry on in clear text, AUTH included), ``"tls"`` is TLS from the first
+    byte, ``"none"`` is for a relay on the same machine. Certificates are always checked.
+    """
+
+    def __init__(self, settings: SmtpSettings) -> None:
+        """Connect lazily with ``settings``; nothing happens until the first message."""
+        self.settings = settings
+        self._idle: list[aiosmtplib.SMTP] = []
+        self._slots = asyncio.Semaphore(settings.max_connections)
+
+    def _client(self) -> aiosmtplib.SMTP:
+        settings = self.settings
+        context = ssl.create_default_context(
+            cafile=str(settings.ca_file) if settings.ca_file else None,
+        )
+        password = settings.password.get_secret_value() if settings.password else None
+        return aiosmtplib.SMTP(
+            hostname=settings.host,
+            port=settings.effective_port,
+            username=settings.username,
+            password=password if settings.username else None,
+            timeout=settings.timeout,
+            use_tls=settings.security == "tls",
+            start_tls=settings.security == "starttls",
+            tls_context=context if settings.security != "none" else None,
+            validate_certs=True,
+        )
+
+    async def deliver(self, message: EmailMessage) -> str:
+        """Send ``message`` on an idle connection or a new one; raise ``DeliveryError``."""
+        async with self._slots:
+            client = self._idle.pop() if self._idle else self._client()
+            try:
+                if not client.is_connected:
+                    await client.connect()
+                errors, reply = await client.send_message(message)
+            except aiosmtplib.SMTPRecipientsRefused as exc:
+                self._idle.append(client)  # the connection is fine; the recipient is not
+                refused = "; ".join(f"{r.recipient}: {r.code} {r.message}" for r in exc.recipients)
+                permanent = all(r.code >= 500 for r in exc.recipients)  # noqa: PLR2004
+                raise DeliveryError(refused, permanent=permanent) from exc
+            except aiosmtplib.SMTPResponseException as exc:
+                await _close(client)
+                raise DeliveryError(f"{exc.code} {exc.message}", permanent=exc.code >= 500) from exc  # noqa: PLR2004
+            except (aiosmtplib.SMTPException, OSError, ssl.SSLError) as exc:
+                # Refused connections, time-outs, TLS failures and a server without
+                # STARTTLS: nothing was accepted; the server may be fixed, so try again.
+                await _close(client)
+                raise DeliveryError(f"{type(exc).__name__}: {exc}", permanent=False) from exc
+            self._idle.append(client)
+        if errors:
+            refused = "; ".join(f"{rcpt}: {r.code} {r.message}" for rcpt, r in errors.items())
+            raise DeliveryError(refused, permanent=all(r.code >= 500 for r in errors.values()))  # noqa: PLR2004
+        return reply
+
+    async def close(self) -> None:
+        """Say QUIT on every idle connection."""
+        while self._idle:
+            await _close(self._idle.pop())
+
+
+async def _close(client: aiosmtplib.SMTP) -> None:
+    if client.is_connected:
+        try:
+            await client.quit()
+        except (aiosmtplib.SMTPException, OSError):
+            client.close()

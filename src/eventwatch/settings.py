@@ -129,6 +129,9 @@ class SmtpSettings(Section):
     username: str | None = None
     password: SecretStr | None = None
     password_file: ConfigPath | None = None
+    ca_file: ConfigPath | None = None
+    timeout: float = Field(default=30.0, gt=0)
+    max_connections: int = Field(default=4, ge=1, le=64)
 
     @model_validator(mode="after")
     def _read_password_file(self) -> Self:

@@ -1,0 +1,285 @@
+"""Delivery through a real SMTP server (aiosmtpd) on loopback, with and without TLS."""
+
+# aiosmtpd calls its handler hooks by fixed names with fixed, loosely typed signatures.
+# ruff: noqa: ANN401, ARG002, N802
+
+from __future__ import annotations
+
+import asyncio
+import mailbox
+import socket
+import ssl
+from email.message import EmailMessage
+from typing import TYPE_CHECKING, Any
+
+import pytest
+import trustme
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
+
+from eventwatch.delivery import DeliveryError, MaildirDelivery, SmtpDelivery
+from eventwatch.settings import SmtpSettings
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
+
+SECRET = "s3cret-Pa55"  # noqa: S105 - a test value
+
+
+def free_port() -> int:
+    """A port nothing listens on now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def message(to: str = "duty@example.org") -> EmailMessage:
+    """A small message."""
+    made = EmailMessage()
+    made["From"] = "eventwatch@example.org"
+    made["To"] = to
+    made["Subject"] = "Reminder: test"
+    made.set_content("Hello")
+    return made
+
+
+class Recorder:
+    """An aiosmtpd handler that keeps what it accepts and can answer with given replies."""
+
+    def __init__(self) -> None:
+        """Accept everything until told otherwise."""
+        self.received: list[Any] = []
+        self.rcpt_replies: list[str] = []
+        self.data_replies: list[str] = []
+        self.logins: list[tuple[str, str]] = []
+        self.ehlos = 0
+
+    async def handle_EHLO(
+        self,
+        server: Any,
+        session: Any,
+        envelope: Any,
+        hostname: str,
+        responses: list[str],
+    ) -> list[str]:
+        """Count greetings: one per connection (two with STARTTLS)."""
+        self.ehlos += 1
+        session.host_name = hostname  # aiosmtpd leaves this to a hook that handles EHLO
+        return responses
+
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, options: Any
+    ) -> str:
+        """Refuse with the next queued reply, if any."""
+        if self.rcpt_replies:
+            return self.rcpt_replies.pop(0)
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        """Refuse with the next queued reply, if any, else keep the message."""
+        if self.data_replies:
+            return self.data_replies.pop(0)
+        self.received.append(envelope)
+        return "250 2.0.0 accepted"
+
+    def authenticate(
+        self, server: Any, session: Any, envelope: Any, mechanism: str, data: Any
+    ) -> AuthResult:
+        """Accept ``eventwatch`` with ``SECRET``; remember every attempt."""
+        assert isinstance(data, LoginPassword)
+        login, password = data.login.decode(), data.password.decode()
+        self.logins.append((login, password))
+        # handled=False: aiosmtpd itself answers 235 or 535.
+        return AuthResult(success=(login, password) == ("eventwatch", SECRET), handled=False)
+
+
+@pytest.fixture(scope="module")
+def ca() -> trustme.CA:
+    """A certificate authority for the test servers."""
+    return trustme.CA()
+
+
+@pytest.fixture
+def ca_file(ca: trustme.CA, tmp_path: Path) -> Path:
+    """The CA's certificate as a PEM file."""
+    path = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(path))
+    return path
+
+
+def server_context(ca: trustme.CA) -> ssl.SSLContext:
+    """A server TLS context with a certificate for 127.0.0.1 issued by ``ca``."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1", "localhost").configure_cert(context)
+    return context
+
+
+class Server:
+    """An aiosmtpd server on a free loopback port."""
+
+    def __init__(self, recorder: Recorder, **options: Any) -> None:
+        """Start it with ``options`` for aiosmtpd's Controller."""
+        self.port = free_port()
+        self.controller = Controller(
+            recorder,
+            hostname="127.0.0.1",
+            port=self.port,
+            authenticator=recorder.authenticate,
+            **options,
+        )
+        self.controller.start()
+
+    def stop(self) -> None:
+        """Stop it."""
+        self.controller.stop()
+
+
+@pytest.fixture
+def recorder() -> Recorder:
+    """A fresh handler."""
+    return Recorder()
+
+
+@pytest.fixture
+def plain(recorder: Recorder) -> Iterator[Server]:
+    """A server without TLS, accepting AUTH in clear (a local relay)."""
+    server = Server(recorder, auth_require_tls=False)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def starttls(recorder: Recorder, ca: trustme.CA) -> Iterator[Server]:
+    """A server that offers STARTTLS and requires it."""
+    server = Server(recorder, tls_context=server_context(ca), require_starttls=True)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def implicit(recorder: Recorder, ca: trustme.CA) -> Iterator[Server]:
+    """A server speaking TLS from the first byte."""
+    server = Server(recorder, ssl_context=server_context(ca))
+    yield server
+    server.stop()
+
+
+def smtp(port: int, **values: Any) -> SmtpDelivery:
+    """A delivery to 127.0.0.1:``port`` with ``values`` as settings."""
+    return SmtpDelivery(SmtpSettings.model_validate({"host": "127.0.0.1", "port": port} | values))
+
+
+def send(delivery: SmtpDelivery, *messages: EmailMessage) -> list[str]:
+    """Deliver each message, then close the connections."""
+
+    async def run() -> list[str]:
+        try:
+            return [await delivery.deliver(m) for m in messages]
+        finally:
+            await delivery.close()
+
+    return asyncio.run(run())
+
+
+def test_local_relay_without_tls(plain: Server, recorder: Recorder) -> None:
+    """security = none delivers to a local relay and returns its reply."""
+    (reply,) = send(smtp(plain.port, security="none"), message())
+    assert "accepted" in reply
+    (envelope,) = recorder.received
+    assert envelope.rcpt_tos == ["duty@example.org"]
+    assert b"Subject: Reminder: test" in envelope.content
+
+
+def test_starttls_with_verified_certificate_and_auth(
+    starttls: Server,
+    recorder: Recorder,
+    ca_file: Path,
+) -> None:
+    """STARTTLS against a certificate from the configured CA, then AUTH, then the message."""
+    delivery = smtp(starttls.port, security="starttls", ca_file=str(ca_file),
+                    username="eventwatch", password=SECRET)  # fmt: skip
+    send(delivery, message())
+    assert recorder.logins == [("eventwatch", SECRET)]
+    assert len(recorder.received) == 1
+
+
+def test_implicit_tls(implicit: Server, recorder: Recorder, ca_file: Path) -> None:
+    """security = tls speaks TLS from the first byte."""
+    send(smtp(implicit.port, security="tls", ca_file=str(ca_file)), message())
+    assert len(recorder.received) == 1
+
+
+def test_untrusted_certificate_is_refused(starttls: Server, recorder: Recorder) -> None:
+    """A certificate the system store does not trust stops delivery before AUTH."""
+    delivery = smtp(starttls.port, security="starttls", username="eventwatch", password=SECRET)
+    with pytest.raises(DeliveryError) as exc:
+        send(delivery, message())
+    assert not exc.value.permanent
+    assert "CERTIFICATE_VERIFY_FAILED" in exc.value.reply
+    assert recorder.logins == []
+    assert recorder.received == []
+
+
+def test_no_starttls_means_no_auth(plain: Server, recorder: Recorder) -> None:
+    """A server that offers no STARTTLS gets neither AUTH nor the message."""
+    delivery = smtp(plain.port, security="starttls", username="eventwatch", password=SECRET)
+    with pytest.raises(DeliveryError) as exc:
+        send(delivery, message())
+    assert "STARTTLS" in exc.value.reply
+    assert SECRET not in exc.value.reply
+    assert recorder.logins == []
+    assert recorder.received == []
+
+
+def test_wrong_password_is_permanent(plain: Server) -> None:
+    """A 535 is a 5xx: no use retrying; the reply never shows the password."""
+    delivery = smtp(plain.port, security="none", username="eventwatch", password="wrong")  # noqa: S106
+    with pytest.raises(DeliveryError) as exc:
+        send(delivery, message())
+    assert exc.value.permanent
+    assert exc.value.reply.startswith("535")
+    assert "wrong" not in exc.value.reply
+
+
+def test_451_is_transient_then_succeeds(plain: Server, recorder: Recorder) -> None:
+    """A 451 on DATA is transient; the next try on a new connection is accepted."""
+    recorder.data_replies.append("451 4.3.0 try again later")
+    delivery = smtp(plain.port, security="none")
+    with pytest.raises(DeliveryError) as exc:
+        send(delivery, message())
+    assert (exc.value.permanent, exc.value.reply) == (False, "451 4.3.0 try again later")
+    send(delivery, message())
+    assert len(recorder.received) == 1
+
+
+def test_550_is_permanent(plain: Server, recorder: Recorder) -> None:
+    """A 550 on RCPT is permanent."""
+    recorder.rcpt_replies.append("550 5.1.1 no such user")
+    with pytest.raises(DeliveryError) as exc:
+        send(smtp(plain.port, security="none"), message())
+    assert exc.value.permanent
+    assert "550 5.1.1 no such user" in exc.value.reply
+
+
+def test_refused_connection_is_transient() -> None:
+    """Nothing listening is transient: the server may come back."""
+    with pytest.raises(DeliveryError) as exc:
+        send(smtp(free_port(), security="none", timeout=2), message())
+    assert not exc.value.permanent
+
+
+def test_connection_is_reused(plain: Server, recorder: Recorder) -> None:
+    """Messages sent together share one connection."""
+    send(smtp(plain.port, security="none"), message("a@example.org"), message("b@example.org"))
+    assert len(recorder.received) == 2
+    assert recorder.ehlos == 1
+
+
+def test_maildir_is_readable(tmp_path: Path) -> None:
+    """The Maildir delivery writes a message any mail client reads."""
+    reply = asyncio.run(MaildirDelivery(tmp_path / "box").deliver(message()))
+    (found,) = list(mailbox.Maildir(tmp_path / "box", create=False))
+    assert reply.startswith("maildir ")
+    assert found["Subject"] == "Reminder: test"
