@@ -8,7 +8,7 @@ import socket
 import subprocess
 import sys
 import time
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,6 +19,7 @@ import pytest
 import vobject
 
 from .conftest import SHIPPED_CALENDARS, SHIPPED_CONFIG
+from .test_delivery import Recorder, Server
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -238,4 +239,71 @@ def test_invalid_start_refuses_to_run(root: Path) -> None:
     assert done.returncode == 2
     assert "calendars/nato-2026.toml" in done.stderr
     assert "events[0].status" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def _reminder_site(root: Path, port: int, first: datetime, second: datetime) -> None:
+    """Settings for SMTP to ``port``, and two events whose P1D reminders fall due at the times."""
+    (root / "config").mkdir(exist_ok=True)
+    (root / "config" / "eventwatch.toml").write_text(
+        'calendars_dir = "../calendars"\nstate_dir = "../state"\n'
+        '[mail]\ndelivery = "smtp"\nfrom = "eventwatch <eventwatch@example.org>"\n'
+        f'[smtp]\nhost = "127.0.0.1"\nport = {port}\nsecurity = "none"\ntimeout = 5\n',
+    )
+    events = ""
+    for n, due in enumerate((first, second)):
+        start = (due + timedelta(days=1)).replace(tzinfo=None)
+        events += (
+            f'\n[[events]]\nid = "e{n}"\ntitle = "Event {n}"\n'
+            f"start = {start.isoformat()}\nend = {(start + timedelta(hours=1)).isoformat()}\n"
+        )
+    (root / "calendars").mkdir(exist_ok=True)
+    (root / "calendars" / "test.toml").write_text(
+        'name = "Test"\ntimezone = "UTC"\n[reminders]\noffsets = ["P1D"]\n'
+        'recipients = [{ address = "duty@example.org" }]\n' + events,
+    )
+
+
+def test_reminders_on_time_through_smtp_and_nothing_repeated_after_sigkill(tmp_path: Path) -> None:
+    """Reminders reach SMTP within 1 s of due; a SIGKILL between them loses and repeats nothing."""
+    recorder = Recorder()
+    server = Server(recorder, auth_require_tls=False)
+    try:
+        origin = datetime.now(UTC).replace(microsecond=0)
+        first, second = origin + timedelta(seconds=6), origin + timedelta(seconds=14)
+        _reminder_site(tmp_path, server.port, first, second)
+        running = Running(tmp_path)
+        wait_for(lambda: len(recorder.received) == 1, timeout=20)
+        running.process.kill()  # SIGKILL: no clean-up at all
+        running.stop()  # collects the dead process and its output
+        again = Running(tmp_path)
+        wait_for(lambda: len(recorder.received) == 2, timeout=20)
+        time.sleep(2)  # anything repeated would arrive now
+        code, log = again.stop()
+    finally:
+        server.stop()
+    assert code == 0, log
+    assert len(recorder.received) == 2
+    subjects = [e.content.split(b"Subject: ")[1].split(b"\r\n")[0] for e in recorder.received]
+    assert [s.split(b" (")[0] for s in subjects] == [
+        b"Reminder: Event 0 in 1 day",
+        b"Reminder: Event 1 in 1 day",
+    ]
+    for arrived, due in zip(recorder.arrived, (first, second), strict=True):
+        assert 0 <= arrived - due.timestamp() < 1.0, (arrived, due)
+
+
+@pytest.mark.usefixtures("daemon")
+def test_second_daemon_on_the_same_state_refuses(root: Path) -> None:
+    """A second eventwatch run on the same state folder exits with a clear error."""
+    done = subprocess.run(
+        [str(COMMAND), "--config", str(root / "config" / "eventwatch.toml"),
+         "--set", f"server.port={free_port()}", "run"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=20,
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert "another eventwatch is running on this state folder" in done.stderr
     assert "Traceback" not in done.stderr

@@ -9,6 +9,7 @@ import asyncio
 import mailbox
 import socket
 import ssl
+import time
 from email.message import EmailMessage
 from typing import TYPE_CHECKING, Any
 
@@ -54,6 +55,7 @@ class Recorder:
         self.data_replies: list[str] = []
         self.logins: list[tuple[str, str]] = []
         self.ehlos = 0
+        self.arrived: list[float] = []
 
     async def handle_EHLO(
         self,
@@ -82,6 +84,7 @@ class Recorder:
         if self.data_replies:
             return self.data_replies.pop(0)
         self.received.append(envelope)
+        self.arrived.append(time.time())
         return "250 2.0.0 accepted"
 
     def authenticate(

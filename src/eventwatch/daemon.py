@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING
 import uvicorn
 
 from eventwatch import export as static
-from eventwatch import feedcache, feeds, inputs, logs, publication, web
-from eventwatch.errors import InvalidInputError
+from eventwatch import feedcache, feeds, inputs, logs, publication, reminding, web
+from eventwatch.errors import InvalidInputError, OperationError
 from eventwatch.ledger import Ledger
 
 if TYPE_CHECKING:
@@ -94,6 +94,7 @@ class Daemon:
         self.overrides = overrides
         self.renderer = feeds.Renderer()
         self.server: _Server | None = None
+        self.reminders: reminding.Reminders
         self.stopping = asyncio.Event()
 
     def _load(self) -> inputs.Inputs:
@@ -113,11 +114,17 @@ class Daemon:
             settings.calendars_dir,
         )
         ledger = await asyncio.to_thread(Ledger.in_folder, settings.state_dir)
+        try:
+            lock = reminding.lock_state(settings.state_dir)
+        except OperationError:
+            ledger.close()
+            raise
         await asyncio.to_thread(warm, self.renderer, settings.state_dir)
         try:
             await self._serve(loaded, ledger)
         finally:
             ledger.close()
+            lock.close()
 
     async def _serve(self, loaded: inputs.Inputs, ledger: Ledger) -> None:
         settings = loaded.settings
@@ -142,6 +149,8 @@ class Daemon:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self._stop, signum)
+        self.reminders = reminding.Reminders(ledger, self.renderer, now)
+        await self.reminders.start(loaded, built)
         watcher = asyncio.create_task(self._watch(loaded, ledger, state))
         try:
             await self.server.serve()
@@ -149,6 +158,7 @@ class Daemon:
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await watcher
+            await self.reminders.stop()
             for signum in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(signum)
         log.info("stopped")
@@ -189,6 +199,7 @@ class Daemon:
             state.last_reload = now()
             state.last_reload_error = None
             log.info("reloaded calendars=%d events=%d", len(fresh.calendars), built.event_count)
+            await self.reminders.replan(fresh, built)
 
 
 def export(loaded: inputs.Inputs, out: Path) -> list[Path]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING
@@ -56,8 +57,11 @@ class Dispatcher:
     async def run_due(self, now: datetime) -> list[Outcome]:
         """Claim every reminder due at ``now`` and settle each one."""
         outcomes = []
-        for row in self.ledger.claim_due(now):
-            outcome = await self._settle(row, now)
+        # SQL and message building run in a worker thread: nothing may stall the event loop.
+        for row in await asyncio.to_thread(self.ledger.claim_due, now):
+            outcome = await asyncio.to_thread(self._prepare, row, now)
+            if outcome is None:
+                outcome = await self._send(row, now)
             outcomes.append(outcome)
             log.info(
                 "reminder %s key=%r recipient=%s offset=%s detail=%r",
@@ -69,16 +73,19 @@ class Dispatcher:
             )
         return outcomes
 
-    async def _settle(self, row: Row, now: datetime) -> Outcome:
+    def _prepare(self, row: Row, now: datetime) -> Outcome | None:
+        """Settle a row that is not to be sent (gone from the plan, too late); else None."""
         reminder = self.plan.get(row.key)
         if reminder is None:
             # Reconciling cancels what the plan dropped; a row claimed in between is moot.
             self.ledger.mark_skipped(row.key, "no longer planned")
             return Outcome(now, row, "skipped", "no longer planned")
-        skipped = self._too_late(row, reminder, now)
-        if skipped is not None:
-            return skipped
-        message = messages.build(
+        return self._too_late(row, reminder, now)
+
+    async def _send(self, row: Row, now: datetime) -> Outcome:
+        reminder = self.plan[row.key]
+        message = await asyncio.to_thread(
+            messages.build,
             reminder,
             self.sender,
             sent_at=now,
@@ -88,8 +95,8 @@ class Dispatcher:
         try:
             reply = await self.delivery.deliver(message)
         except DeliveryError as exc:
-            return self._failed(row, reminder, now, exc)
-        self.ledger.mark_sent(row.key, str(message["Message-ID"]), now)
+            return await asyncio.to_thread(self._failed, row, reminder, now, exc)
+        await asyncio.to_thread(self.ledger.mark_sent, row.key, str(message["Message-ID"]), now)
         return Outcome(now, row, "sent", reply)
 
     def _too_late(self, row: Row, reminder: Reminder, now: datetime) -> Outcome | None:

@@ -314,6 +314,16 @@ class Ledger:
         with self._engine.connect() as connection:
             return [_row(found) for found in connection.execute(query)]
 
+    def requeue_in_flight(self) -> int:
+        """Put ``sending`` rows back to pending: sent again, with the same Message-ID."""
+        with self._engine.begin() as connection:
+            result = connection.execute(
+                _reminders.update()
+                .where(_reminders.c.status == Status.SENDING.value)
+                .values(status=Status.PENDING.value),
+            )
+        return int(result.rowcount)
+
     def mark_sent(self, key: str, message_id: str, at: datetime) -> None:
         """Record that the server accepted the message; committed at once."""
         self._update(key, status=Status.SENT.value, message_id=message_id, sent_at=_stamp(at),

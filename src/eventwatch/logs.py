@@ -15,6 +15,8 @@ def configure(level: str = "info") -> None:
     root.setLevel(level.upper())
     # uvicorn's error log is ours; its access log would be one line per feed poll.
     logging.getLogger("uvicorn.access").disabled = True
+    # APScheduler reports every job it adds at info: one line per re-arm is noise.
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
 
 
 def get(component: str) -> logging.Logger:

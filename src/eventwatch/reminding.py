@@ -1,0 +1,150 @@
+"""The daemon's reminder side: keep the ledger on the plan, and send what falls due."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+from eventwatch import feeds, logs, messages, planner
+from eventwatch.delivery import Delivery, MaildirDelivery, SmtpDelivery
+from eventwatch.dispatch import Dispatcher
+from eventwatch.errors import OperationError
+from eventwatch.scheduling import Waker
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from datetime import datetime
+    from pathlib import Path
+    from typing import IO
+
+    from eventwatch.inputs import Inputs
+    from eventwatch.ledger import Ledger
+    from eventwatch.models import Event
+    from eventwatch.publication import Publication
+    from eventwatch.settings import Settings
+
+log = logs.get("reminders")
+
+SWEEP = timedelta(minutes=1)
+"""How often the ledger is looked at whatever was armed: a safety net, not the timer."""
+
+GRACE = 10.0
+"""Seconds that sends in flight at shutdown may take to finish."""
+
+LOCK_FILE = "eventwatch.lock"
+
+
+def lock_state(state_dir: Path) -> IO[bytes]:
+    """Hold an OS lock on the state folder, so a second daemon on it exits instead of sending."""
+    handle = (state_dir / LOCK_FILE).open("ab")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        msg = f"{state_dir}: another eventwatch is running on this state folder"
+        raise OperationError(msg) from None
+    return handle
+
+
+def delivery_for(settings: Settings) -> Delivery:
+    """The delivery the settings name."""
+    if settings.mail.delivery == "smtp":
+        return SmtpDelivery(settings.smtp)
+    return MaildirDelivery(settings.state_dir / "outbox")
+
+
+class Reminders:
+    """Reconciles the plan with the ledger and wakes at each due instant to send."""
+
+    def __init__(
+        self,
+        ledger: Ledger,
+        renderer: feeds.Renderer,
+        clock: Callable[[], datetime],
+    ) -> None:
+        """Nothing is sent until ``start``."""
+        self.ledger = ledger
+        self.renderer = renderer
+        self.clock = clock
+        self.dispatcher: Dispatcher | None = None
+        self.waker: Waker | None = None
+        self._entries: dict[str, feeds.Entry] = {}
+        self._refresh = timedelta(hours=1)
+        self._busy = asyncio.Lock()
+        self._stopping = False
+
+    def _attachment(self, event: Event) -> bytes:
+        """The event as a one-event calendar, with the revision the feeds show."""
+        entry = self._entries[event.uid]
+        header = feeds.Header(event.title, "", self._refresh)
+        return self.renderer.render(header, [entry], remember=False).body
+
+    async def start(self, loaded: Inputs, built: Publication) -> None:
+        """Send again what a crash left in flight, take the plan, and wake when due."""
+        requeued = await asyncio.to_thread(self.ledger.requeue_in_flight)
+        if requeued:
+            log.warning("in flight at the last stop, sending again count=%d", requeued)
+        self.waker = Waker(self.wake, SWEEP, asyncio.get_running_loop())
+        self.waker.start()
+        await self.replan(loaded, built)
+
+    async def replan(self, loaded: Inputs, built: Publication) -> None:
+        """Reconcile the ledger with the calendars' plan, then send what is due."""
+        settings = loaded.settings
+        plan = await asyncio.to_thread(planner.reminders, loaded.calendars, settings.reminders)
+        result = await asyncio.to_thread(self.ledger.reconcile, plan, self.clock())
+        log.info(
+            "planned reminders=%d new=%d cancelled=%d revived=%d",
+            len(plan),
+            result.inserted,
+            result.cancelled,
+            result.revived,
+        )
+        self._entries = {e.event.uid: e for e in built.entries}
+        self._refresh = settings.feeds.refresh_interval
+        previous = self.dispatcher
+        self.dispatcher = Dispatcher(
+            ledger=self.ledger,
+            delivery=previous.delivery
+            if previous and _same(previous, settings)
+            else delivery_for(settings),
+            sender=messages.Sender(settings.mail.from_address, settings.mail.templates_dir),
+            catch_up=settings.reminders.catch_up,
+            plan={r.key: r for r in plan},
+            attachment=self._attachment,
+        )
+        await self.wake()
+
+    async def wake(self) -> None:
+        """Send everything due now, then arm the next wake at the earliest pending instant."""
+        if self._stopping or self.dispatcher is None or self.waker is None:
+            return
+        async with self._busy:
+            await self.dispatcher.run_due(self.clock())
+            self.waker.arm(await asyncio.to_thread(self.ledger.next_due))
+
+    async def stop(self) -> None:
+        """Stop claiming, let sends in flight finish (up to ``GRACE``), requeue the rest."""
+        self._stopping = True
+        if self.waker is not None:
+            self.waker.stop()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(GRACE):
+                await self._busy.acquire()
+        requeued = await asyncio.to_thread(self.ledger.requeue_in_flight)
+        if requeued:
+            log.warning("unfinished at stop, back to pending count=%d", requeued)
+        delivery = self.dispatcher.delivery if self.dispatcher else None
+        if isinstance(delivery, SmtpDelivery):
+            await delivery.close()
+
+
+def _same(dispatcher: Dispatcher, settings: Settings) -> bool:
+    """Whether the running delivery still matches the settings (keep its connections)."""
+    delivery = dispatcher.delivery
+    if isinstance(delivery, SmtpDelivery):
+        return settings.mail.delivery == "smtp" and delivery.settings == settings.smtp
+    return settings.mail.delivery == "maildir"

@@ -1,0 +1,62 @@
+"""The only APScheduler import: wake the daemon at the next due instant, and sweep now and then.
+
+One job is re-armed to the earliest pending reminder, plus a periodic safety sweep: not one job
+per reminder, so that 100,000 pending reminders cost nothing here. The ledger, not the job
+store, is the truth: APScheduler deletes a one-shot job before it has run to the end, and its
+default grace of one second would drop a late run without a word (so there is none).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.date import DateTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+if TYPE_CHECKING:
+    import asyncio
+    from collections.abc import Awaitable, Callable
+    from datetime import datetime, timedelta
+
+_JOB = {"coalesce": True, "max_instances": 1, "misfire_grace_time": None}
+
+
+class Waker:
+    """Calls ``wake`` at the instant last armed and every ``sweep``."""
+
+    def __init__(
+        self,
+        wake: Callable[[], Awaitable[None]],
+        sweep: timedelta,
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
+        """Prepare the scheduler on the daemon's own event loop; nothing runs until ``start``."""
+        self._wake = wake
+        self._scheduler = AsyncIOScheduler(event_loop=loop, timezone="UTC")
+        self._scheduler.add_job(
+            wake, IntervalTrigger(seconds=sweep.total_seconds()), id="sweep", **_JOB
+        )
+
+    def start(self) -> None:
+        """Start the scheduler."""
+        self._scheduler.start()
+
+    def arm(self, when: datetime | None) -> None:
+        """Wake at ``when`` (replacing the instant armed before); None disarms."""
+        if when is None:
+            if self._scheduler.get_job("next") is not None:
+                self._scheduler.remove_job("next")
+            return
+        self._scheduler.add_job(
+            self._wake,
+            DateTrigger(run_date=when),
+            id="next",
+            replace_existing=True,
+            **_JOB,
+        )
+
+    def stop(self) -> None:
+        """Stop waking; a wake already running is left to finish."""
+        if self._scheduler.running:
+            self._scheduler.shutdown(wait=False)
