@@ -8,13 +8,15 @@ import json
 import mailbox
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import ical.calendar_stream
 import pytest
 
-from eventwatch import __version__
+from eventwatch import __version__, inputs, planner
+from eventwatch.ledger import Ledger
 
 from .conftest import MINIMAL_CALENDAR, SHIPPED_CONFIG
 
@@ -22,20 +24,25 @@ if TYPE_CHECKING:
     from .conftest import Runner, Site
 
 COMMAND = Path(sys.executable).parent / "eventwatch"
-SHIPPED = ("--config", str(SHIPPED_CONFIG))
+
+
+@pytest.fixture
+def shipped(tmp_path: Path) -> tuple[str, ...]:
+    """The shipped config, with a state folder of the test's own (never the clone's)."""
+    return ("--config", str(SHIPPED_CONFIG), "--set", f"state_dir={tmp_path / 'state'}")
 
 
 class TestShipped:
     """The commands on the shipped config, as the issue's acceptance lists them."""
 
-    def test_check_passes(self, run: Runner) -> None:
+    def test_check_passes(self, run: Runner, shipped: tuple[str, ...]) -> None:
         """The check command counts the calendars and events and exits 0."""
-        result = run(*SHIPPED, "check")
+        result = run(*shipped, "check")
         assert (result.code, result.out, result.err) == (0, "1 calendar, 3 events OK\n", "")
 
-    def test_list_json_gives_the_three_events(self, run: Runner) -> None:
+    def test_list_json_gives_the_three_events(self, run: Runner, shipped: tuple[str, ...]) -> None:
         """Dates are ISO, the summit's end is its last day, and zones are the events' own."""
-        result = run(*SHIPPED, "list", "--json")
+        result = run(*shipped, "list", "--json")
         assert result.code == 0
         rows = json.loads(result.out)
         assert [(r["id"], r["start"], r["end"], r["all_day"], r["timezone"]) for r in rows] == [
@@ -50,13 +57,16 @@ class TestShipped:
         assert rows[2]["uid"] == "nato-2026/summit-2026-07@eventwatch"
         assert rows[2]["location"] == "Ankara, Türkiye"
 
-    def test_plan_json_gives_six_reminders(self, run: Runner) -> None:
+    def test_plan_json_gives_six_reminders(self, run: Runner, shipped: tuple[str, ...]) -> None:
         """From 1 January 2026: three reminders for each event, due at 09:00 local, in UTC."""
-        result = run(*SHIPPED, "plan", "--json", "--at", "2026-01-01T00:00:00Z")
+        result = run(*shipped, "plan", "--json", "--at", "2026-01-01T00:00:00Z")
         assert result.code == 0
         rows = json.loads(result.out)
         assert len(rows) == 6
-        assert set(rows[0]) == {"event_uid", "title", "recipient", "offset", "due", "due_local"}
+        assert set(rows[0]) == {
+            "event_uid", "title", "recipient", "offset", "due", "due_local", "status",
+        }  # fmt: skip
+        assert {r["status"] for r in rows} == {"unplanned"}  # no daemon has run on this state
         dues = {(r["event_uid"], r["offset"]): (r["due"], r["due_local"]) for r in rows}
         assert dues[("nato-2026/defence-ministers-2026-02@eventwatch", "P1D")] == (
             "2026-02-11T08:00:00Z",
@@ -68,35 +78,37 @@ class TestShipped:
         )
         assert [r["due"] for r in rows] == sorted(r["due"] for r in rows)
 
-    def test_plan_text_shows_both_clocks(self, run: Runner) -> None:
+    def test_plan_text_shows_both_clocks(self, run: Runner, shipped: tuple[str, ...]) -> None:
         """A plan line gives UTC, the local time and zone, the offset, recipient and title."""
-        result = run(*SHIPPED, "plan", "--at", "2026-07-01", "--until", "2026-07-07T00:00:00+03:00")
+        result = run(*shipped, "plan", "--at", "2026-07-01", "--until", "2026-07-07T00:00:00+03:00")
         assert result.out.splitlines() == [
             (
-                "2026-07-06 06:00Z (2026-07-06 09:00 Europe/Istanbul)    P1D before  "
+                "2026-07-06 06:00Z (2026-07-06 09:00 Europe/Istanbul)    P1D before  unplanned  "
                 "duty-officer@example.org  NATO Summit 2026"
             ),
         ]
 
-    def test_plan_from_now_says_nothing_is_due(self, run: Runner) -> None:
+    def test_plan_from_now_says_nothing_is_due(self, run: Runner, shipped: tuple[str, ...]) -> None:
         """Both events are past, so the plan from an instant after them is empty, and says so."""
-        result = run(*SHIPPED, "plan", "--at", "2026-11-23T00:00:00Z")
+        result = run(*shipped, "plan", "--at", "2026-11-23T00:00:00Z")
         assert (result.code, result.out) == (0, "no reminders due at or after 2026-11-23 00:00Z\n")
 
-    def test_list_filters_by_category_and_dates(self, run: Runner) -> None:
+    def test_list_filters_by_category_and_dates(
+        self, run: Runner, shipped: tuple[str, ...]
+    ) -> None:
         """--category and --from/--until narrow the list; an event overlapping the range counts."""
-        summit = run(*SHIPPED, "list", "--json", "--category", "summit")
+        summit = run(*shipped, "list", "--json", "--category", "summit")
         assert [r["id"] for r in json.loads(summit.out)] == ["summit-2026-07"]
         second_day = run(
-            *SHIPPED, "list", "--json", "--from", "2026-07-08", "--until", "2026-07-08"
+            *shipped, "list", "--json", "--from", "2026-07-08", "--until", "2026-07-08"
         )
         assert [r["id"] for r in json.loads(second_day.out)] == ["summit-2026-07"]
-        february = run(*SHIPPED, "list", "--json", "--until", "2026-03-01")
+        february = run(*shipped, "list", "--json", "--until", "2026-03-01")
         assert len(json.loads(february.out)) == 2
 
-    def test_list_text(self, run: Runner) -> None:
+    def test_list_text(self, run: Runner, shipped: tuple[str, ...]) -> None:
         """Text lines show dates, zone, calendar/id, title and place."""
-        lines = run(*SHIPPED, "list").out.splitlines()
+        lines = run(*shipped, "list").out.splitlines()
         assert lines[2] == (
             "2026-07-07 to 2026-07-08 (all day) Europe/Istanbul  nato-2026/summit-2026-07  "
             "NATO Summit 2026, Ankara, Türkiye"
@@ -111,9 +123,9 @@ class TestUsage:
         result = run("--version")
         assert (result.code, result.out) == (0, f"eventwatch {__version__}\n")
 
-    def test_unknown_calendar_is_bad_input(self, run: Runner) -> None:
+    def test_unknown_calendar_is_bad_input(self, run: Runner, shipped: tuple[str, ...]) -> None:
         """Filtering on a calendar that does not exist is exit 2 with the known ids."""
-        result = run(*SHIPPED, "list", "--calendar", "nato-2025")
+        result = run(*shipped, "list", "--calendar", "nato-2025")
         assert (result.code, result.err) == (
             2,
             "--calendar: no calendar 'nato-2025' (have: nato-2026)\n",
@@ -129,9 +141,11 @@ class TestUsage:
             ((), "required: COMMAND"),
         ],
     )
-    def test_bad_arguments_exit_2(self, run: Runner, argv: tuple[str, ...], message: str) -> None:
+    def test_bad_arguments_exit_2(
+        self, run: Runner, argv: tuple[str, ...], message: str, shipped: tuple[str, ...]
+    ) -> None:
         """Malformed arguments are usage errors."""
-        result = run(*SHIPPED, *argv)
+        result = run(*shipped, *argv)
         assert result.code == 2
         assert message in result.err
 
@@ -140,10 +154,10 @@ class TestUsage:
         result = run("check", "--config", str(site.config))
         assert (result.code, result.out) == (0, "1 calendar, 1 event OK\n")
 
-    def test_runs_as_a_module(self) -> None:
+    def test_runs_as_a_module(self, shipped: tuple[str, ...]) -> None:
         """Running ``python -m eventwatch`` is the same command."""
         done = subprocess.run(
-            [sys.executable, "-m", "eventwatch", *SHIPPED, "check"],
+            [sys.executable, "-m", "eventwatch", *shipped, "check"],
             capture_output=True,
             text=True,
             check=False,
@@ -242,11 +256,13 @@ def test_bad_input_exits_2_naming_the_file(site: Site, kind: str, text: str, exp
     assert "Traceback" not in done.stderr
 
 
-def test_simulate_writes_the_six_shipped_reminders(run: Runner, tmp_path: Path) -> None:
+def test_simulate_writes_the_six_shipped_reminders(
+    run: Runner, tmp_path: Path, shipped: tuple[str, ...]
+) -> None:
     """simulate over the first half of 2026 writes 6 dated messages with the event attached."""
     out = tmp_path / "outbox"
     result = run(
-        *SHIPPED,
+        *shipped,
         "simulate",
         "--from",
         "2026-01-01T00:00:00Z",
@@ -283,3 +299,16 @@ BELGIUM = "Brussels, Belgium)"
 def _parsed(handle: object) -> email.message.EmailMessage:
     """A Maildir message parsed with the modern policy."""
     return email.message_from_binary_file(handle, policy=email.policy.default)  # type: ignore[arg-type, return-value]
+
+
+def test_plan_shows_ledger_status(run: Runner, shipped: tuple[str, ...], tmp_path: Path) -> None:
+    """After the daemon's ledger has taken the plan, plan shows each reminder's status there."""
+    loaded = inputs.load(SHIPPED_CONFIG, [f"state_dir={tmp_path / 'state'}"])
+    ledger = Ledger.in_folder(loaded.settings.state_dir)
+    plan = planner.reminders(loaded.calendars, loaded.settings.reminders)
+    ledger.reconcile(plan, datetime(2026, 1, 1, tzinfo=UTC))
+    (first, *_) = ledger.claim_due(datetime(2026, 1, 13, 8, tzinfo=UTC))
+    ledger.mark_sent(first.key, "<x@example.org>", datetime(2026, 1, 13, 8, tzinfo=UTC))
+    ledger.close()
+    rows = json.loads(run(*shipped, "plan", "--json", "--at", "2026-01-01T00:00:00Z").out)
+    assert [r["status"] for r in rows] == ["sent"] + ["pending"] * 5

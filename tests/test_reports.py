@@ -62,6 +62,7 @@ def test_reminder_row_due_in_utc_and_local() -> None:
         "offset": "PT2H",
         "due": "2026-10-25T07:00:00Z",
         "due_local": "2026-10-25T08:00:00+01:00",
+        "status": "unplanned",
     }
 
 

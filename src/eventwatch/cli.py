@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from eventwatch import __version__, daemon, inputs, planner, reports, simulation
 from eventwatch.errors import EventwatchError, InvalidInputError, Problem
+from eventwatch.ledger import Ledger
 from eventwatch.models import in_start_order
 
 if TYPE_CHECKING:
@@ -205,13 +206,14 @@ def _plan(args: argparse.Namespace) -> int:
     loaded, found = _load(args)
     at = args.at or datetime.now(UTC)
     due = planner.plan(found, loaded.reminders, at, args.until)
+    statuses = {key: str(status) for key, status in Ledger.statuses_in(loaded.state_dir).items()}
     if args.json:
-        _print_json([reports.reminder_row(r) for r in due])
+        _print_json([reports.reminder_row(r, statuses.get(r.key)) for r in due])
     elif not due:
         print(f"no reminders due at or after {at.astimezone(UTC):%Y-%m-%d %H:%M}Z")
     else:
         for reminder in due:
-            print(reports.reminder_line(reminder))
+            print(reports.reminder_line(reminder, statuses.get(reminder.key)))
     return 0
 
 

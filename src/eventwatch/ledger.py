@@ -158,6 +158,17 @@ class Ledger:
             ) from exc
         return cls(url_for(state_dir))
 
+    @classmethod
+    def statuses_in(cls, state_dir: Path) -> dict[str, Status]:
+        """Each reminder's status in ``state_dir``'s database; nothing if it has none yet."""
+        if not (state_dir / DATABASE_FILE).is_file():
+            return {}
+        ledger = cls(url_for(state_dir))
+        try:
+            return {key: row.status for key, row in ledger.rows().items()}
+        finally:
+            ledger.close()
+
     @property
     def _where(self) -> str:
         """The database as messages name it, without any password in its URL."""

@@ -32,7 +32,11 @@ def event_row(event: Event) -> dict[str, Any]:
     }
 
 
-def reminder_row(reminder: Reminder) -> dict[str, Any]:
+NOT_IN_LEDGER = "unplanned"
+"""The status of a reminder the daemon has not taken into its ledger yet."""
+
+
+def reminder_row(reminder: Reminder, status: str | None = None) -> dict[str, Any]:
     """A reminder as JSON: ``due`` in UTC ending in ``Z``, ``due_local`` in the event's zone."""
     return {
         "event_uid": reminder.event.uid,
@@ -41,6 +45,7 @@ def reminder_row(reminder: Reminder) -> dict[str, Any]:
         "offset": str(reminder.offset),
         "due": f"{reminder.due.astimezone(UTC):%Y-%m-%dT%H:%M:%SZ}",
         "due_local": reminder.due_local.isoformat(),
+        "status": status or NOT_IN_LEDGER,
     }
 
 
@@ -67,13 +72,14 @@ def event_line(event: Event) -> str:
     return f"{_when(event)} {event.timezone}  {name}  {event.title}{where}{status}"
 
 
-def reminder_line(reminder: Reminder) -> str:
-    """A reminder as one line of text: due in UTC and on the event's clock."""
+def reminder_line(reminder: Reminder, status: str | None = None) -> str:
+    """A reminder as one line of text: due in UTC and on the event's clock, and its status."""
     due = reminder.due.astimezone(UTC)
     local = reminder.due_local
     return (
         f"{due:%Y-%m-%d %H:%M}Z ({local:%Y-%m-%d %H:%M} {reminder.event.timezone})  "
-        f"{reminder.offset!s:>5} before  {reminder.recipient.address}  {reminder.event.title}"
+        f"{reminder.offset!s:>5} before  {status or NOT_IN_LEDGER:<9}  "
+        f"{reminder.recipient.address}  {reminder.event.title}"
     )
 
 
