@@ -25,6 +25,8 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
     from pathlib import Path
 
+    from .conftest import Runner, Site
+
 SECRET = "s3cret-Pa55"  # noqa: S105 - a test value
 
 
@@ -286,3 +288,29 @@ def test_maildir_is_readable(tmp_path: Path) -> None:
     (found,) = list(mailbox.Maildir(tmp_path / "box", create=False))
     assert reply.startswith("maildir ")
     assert found["Subject"] == "Reminder: test"
+
+
+def test_send_test_command(plain: Server, recorder: Recorder, site: Site, run: Runner) -> None:
+    """send-test delivers one message through the configured server and prints its reply."""
+    site.write_config(
+        f'[mail]\ndelivery = "smtp"\nfrom = "eventwatch@example.org"\n'
+        f'[smtp]\nhost = "127.0.0.1"\nport = {plain.port}\nsecurity = "none"\n',
+    )
+    result = run("--config", str(site.config), "send-test", "--to", "ops@example.org")
+    assert (result.code, result.err) == (0, "")
+    assert "accepted" in result.out
+    (envelope,) = recorder.received
+    assert envelope.rcpt_tos == ["ops@example.org"]
+    assert b"Subject: eventwatch test message" in envelope.content
+
+
+def test_send_test_reports_failure(site: Site, run: Runner) -> None:
+    """With no server listening, send-test prints the error and exits 1."""
+    site.write_config(
+        f'[mail]\ndelivery = "smtp"\nfrom = "eventwatch@example.org"\n'
+        f'[smtp]\nhost = "127.0.0.1"\nport = {free_port()}\nsecurity = "none"\ntimeout = 2\n',
+    )
+    result = run("--config", str(site.config), "send-test", "--to", "ops@example.org")
+    assert result.code == 1
+    assert "SMTPConnectError" in result.err
+    assert "Traceback" not in result.err

@@ -3,21 +3,32 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import sys
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from eventwatch import __version__, daemon, inputs, planner, reports, simulation
+from pydantic import TypeAdapter, ValidationError
+
+from eventwatch import (
+    __version__,
+    daemon,
+    inputs,
+    planner,
+    reminding,
+    reports,
+    settings,
+    simulation,
+)
 from eventwatch.errors import EventwatchError, InvalidInputError, Problem
 from eventwatch.ledger import Ledger
-from eventwatch.models import in_start_order
+from eventwatch.models import EmailAddress, in_start_order
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from eventwatch import settings
     from eventwatch.models import Calendar
 
 
@@ -26,6 +37,14 @@ def _date(text: str) -> date:
         return date.fromisoformat(text)
     except ValueError:
         msg = f"{text!r} is not a date like 2026-07-07"
+        raise argparse.ArgumentTypeError(msg) from None
+
+
+def _address(text: str) -> str:
+    try:
+        return str(TypeAdapter(EmailAddress).validate_python(text))
+    except ValidationError:
+        msg = f"{text!r} is not an e-mail address"
         raise argparse.ArgumentTypeError(msg) from None
 
 
@@ -149,6 +168,15 @@ def _parser() -> argparse.ArgumentParser:
     simulate.add_argument("--until", type=_instant, required=True, metavar="DATETIME")
     simulate.add_argument("--out", type=Path, required=True, metavar="DIR", help="the Maildir")
 
+    send_test = commands.add_parser(
+        "send-test",
+        parents=[common],
+        help="send one test message through the configured delivery",
+        description="Send one test message through the configured delivery and print the "
+        "server's reply; exit 1 with the error if it is not accepted.",
+    )
+    send_test.add_argument("--to", type=_address, required=True, metavar="ADDRESS")
+
     export = commands.add_parser(
         "export",
         parents=[common],
@@ -229,6 +257,13 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _send_test(args: argparse.Namespace) -> int:
+    loaded = settings.load(getattr(args, "config", None), getattr(args, "overrides", None))
+    reply = asyncio.run(reminding.send_test(loaded, args.to, datetime.now(UTC)))
+    print(reply)
+    return 0
+
+
 def _simulate(args: argparse.Namespace) -> int:
     if args.until <= args.since:
         raise InvalidInputError([Problem("--until", "", "must be after --from")])
@@ -248,6 +283,7 @@ _COMMANDS = {
     "run": _run,
     "export": _export,
     "simulate": _simulate,
+    "send-test": _send_test,
 }
 
 

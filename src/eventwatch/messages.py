@@ -141,3 +141,19 @@ def build(
         params={"method": "PUBLISH", "charset": "utf-8"},
     )
     return message
+
+
+def test_message(sender: Sender, to: str, sent_at: datetime) -> EmailMessage:
+    """A short message that proves the delivery path works."""
+    message = EmailMessage()
+    message["From"] = sender.address
+    message["To"] = to
+    message["Subject"] = "eventwatch test message"
+    message["Date"] = email.utils.format_datetime(sent_at.astimezone(UTC))
+    message["Message-ID"] = message_id(f"test|{to}|{sent_at.isoformat()}", sender.address)
+    message["Auto-Submitted"] = "auto-generated"
+    message.set_content(
+        f"This is a test message from eventwatch {__version__}.\n"
+        "If it reached you, reminders will too.\n",
+    )
+    return message

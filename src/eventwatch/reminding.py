@@ -148,3 +148,14 @@ def _same(dispatcher: Dispatcher, settings: Settings) -> bool:
     if isinstance(delivery, SmtpDelivery):
         return settings.mail.delivery == "smtp" and delivery.settings == settings.smtp
     return settings.mail.delivery == "maildir"
+
+
+async def send_test(settings: Settings, to: str, now: datetime) -> str:
+    """Send one test message to ``to`` through the configured delivery; the server's reply."""
+    delivery = delivery_for(settings)
+    sender = messages.Sender(settings.mail.from_address, settings.mail.templates_dir)
+    try:
+        return await delivery.deliver(messages.test_message(sender, to, now))
+    finally:
+        if isinstance(delivery, SmtpDelivery):
+            await delivery.close()
