@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import signal
 import socket
@@ -17,6 +18,12 @@ import ical.calendar_stream
 import icalendar
 import pytest
 import vobject
+from aiosmtpd.controller import Controller
+
+from eventwatch import inputs, messages, planner
+from eventwatch.delivery import SmtpDelivery
+from eventwatch.dispatch import Dispatcher
+from eventwatch.ledger import Ledger
 
 from .conftest import SHIPPED_CALENDARS, SHIPPED_CONFIG
 from .test_delivery import Recorder, Server
@@ -307,3 +314,62 @@ def test_second_daemon_on_the_same_state_refuses(root: Path) -> None:
     assert done.returncode == 1
     assert "another eventwatch is running on this state folder" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_missed_reminders_are_caught_up_or_skipped(tmp_path: Path) -> None:
+    """At start, a reminder 1 h overdue is sent marked late; one 7 h overdue is skipped."""
+    recorder = Recorder()
+    server = Server(recorder, auth_require_tls=False)
+    try:
+        origin = datetime.now(UTC).replace(microsecond=0)
+        _reminder_site(
+            tmp_path,
+            server.port,
+            origin - timedelta(hours=1),
+            origin - timedelta(hours=7),
+        )
+        running = Running(tmp_path)
+        wait_for(lambda: len(recorder.received) == 1, timeout=20)
+        time.sleep(1)
+        code, log = running.stop()
+    finally:
+        server.stop()
+    assert code == 0, log
+    (envelope,) = recorder.received
+    assert b"Subject: Late reminder: Event 0 in 1 day" in envelope.content
+    assert "reminder skipped" in log
+    assert "catch_up is 6:00:00" in log
+
+
+def test_refused_connection_then_server_back(tmp_path: Path) -> None:
+    """A reminder whose server is down is retried after a minute and delivered once it is back."""
+    port = free_port()
+    origin = datetime.now(UTC).replace(microsecond=0)
+    due = origin + timedelta(seconds=1)
+    _reminder_site(tmp_path, port, due, due + timedelta(days=30))
+    loaded = inputs.load(tmp_path / "config" / "eventwatch.toml")
+    ledger = Ledger.in_folder(loaded.settings.state_dir)
+    plan = planner.reminders(loaded.calendars, loaded.settings.reminders)
+    ledger.reconcile(plan, origin)
+    dispatcher = Dispatcher(
+        ledger=ledger,
+        delivery=SmtpDelivery(loaded.settings.smtp),
+        sender=messages.Sender("eventwatch@example.org"),
+        catch_up=timedelta(hours=6),
+        plan={r.key: r for r in plan},
+        attachment=lambda _event: b"",
+    )
+    (first,) = asyncio.run(dispatcher.run_due(due))
+    assert first.result == "retry"
+    assert "SMTPConnectError" in first.detail
+    assert ledger.next_due() == due + timedelta(minutes=1)
+    recorder = Recorder()
+    controller = Controller(recorder, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        (second,) = asyncio.run(dispatcher.run_due(due + timedelta(minutes=1)))
+    finally:
+        controller.stop()
+        ledger.close()
+    assert second.result == "sent"
+    assert len(recorder.received) == 1
