@@ -351,25 +351,35 @@ def test_refused_connection_then_server_back(tmp_path: Path) -> None:
     ledger = Ledger.in_folder(loaded.settings.state_dir)
     plan = planner.reminders(loaded.calendars, loaded.settings.reminders)
     ledger.reconcile(plan, origin)
+    delivery = SmtpDelivery(loaded.settings.smtp)
     dispatcher = Dispatcher(
         ledger=ledger,
-        delivery=SmtpDelivery(loaded.settings.smtp),
+        delivery=delivery,
         sender=messages.Sender("eventwatch@example.org"),
         catch_up=timedelta(hours=6),
         plan={r.key: r for r in plan},
         attachment=lambda _event: b"",
     )
-    (first,) = asyncio.run(dispatcher.run_due(due))
-    assert first.result == "retry"
-    assert "SMTPConnectError" in first.detail
-    assert ledger.next_due() == due + timedelta(minutes=1)
     recorder = Recorder()
     controller = Controller(recorder, hostname="127.0.0.1", port=port)
-    controller.start()
+
+    async def scenario() -> tuple[object, object]:
+        (first,) = await dispatcher.run_due(due)
+        assert ledger.next_due() == due + timedelta(minutes=1)  # retried after a minute
+        controller.start()  # the server comes back
+        try:
+            (second,) = await dispatcher.run_due(due + timedelta(minutes=1))
+        finally:
+            await delivery.close()
+            controller.stop()
+        return first, second
+
     try:
-        (second,) = asyncio.run(dispatcher.run_due(due + timedelta(minutes=1)))
+        first, second = asyncio.run(scenario())
+        assert ledger.rows()  # the ledger is still readable after the run
     finally:
-        controller.stop()
         ledger.close()
-    assert second.result == "sent"
+    assert first.result == "retry"  # type: ignore[attr-defined]
+    assert "SMTPConnectError" in first.detail  # type: ignore[attr-defined]
+    assert second.result == "sent"  # type: ignore[attr-defined]
     assert len(recorder.received) == 1
