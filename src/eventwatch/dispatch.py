@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from eventwatch import logs, messages
 from eventwatch.delivery import DeliveryError
+from eventwatch.ledger import NOTICE_KINDS
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -84,13 +85,15 @@ class Dispatcher:
 
     async def _send(self, row: Row, now: datetime) -> Outcome:
         reminder = self.plan[row.key]
+        notice = (row.offset, row.key) if row.offset in NOTICE_KINDS else None
         message = await asyncio.to_thread(
             messages.build,
             reminder,
             self.sender,
             sent_at=now,
             ics=self.attachment(reminder.event),
-            late=now - row.due > LATE_AFTER,
+            late=notice is None and now - row.due > LATE_AFTER,
+            notice=notice,
         )
         try:
             reply = await self.delivery.deliver(message)
@@ -109,8 +112,9 @@ class Dispatcher:
             self.ledger.mark_skipped(row.key, why)
             return Outcome(now, row, "skipped", why)
         lateness = now - row.due
-        # catch_up is for reminders missed while eventwatch was down; a retry is never too late.
-        if row.attempts <= 1 and lateness > self.catch_up:
+        # catch_up is for reminders missed while eventwatch was down; a retry is never too late,
+        # and a change notice is worth sending until the event begins.
+        if row.attempts <= 1 and row.offset not in NOTICE_KINDS and lateness > self.catch_up:
             why = f"due {lateness} before it could be sent (catch_up is {self.catch_up})"
             self.ledger.mark_skipped(row.key, why)
             return Outcome(now, row, "skipped", why)

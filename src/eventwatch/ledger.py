@@ -29,6 +29,9 @@ SCHEMA_VERSION = 2
 DATABASE_FILE = "eventwatch.db"
 _CHUNK = 500
 
+NOTICE_KINDS = ("changed", "cancelled")
+"""The ``offset`` of a notice row: sent when an event a recipient was reminded of changes."""
+
 _metadata = sa.MetaData()
 
 _schema = sa.Table(
@@ -103,6 +106,10 @@ class Reconciled:
     inserted: int
     cancelled: int
     revived: int
+
+
+def _is_notice(key: str) -> bool:
+    return key.split("|")[1] in NOTICE_KINDS
 
 
 def _stamp(value: datetime) -> int:
@@ -253,7 +260,9 @@ class Ledger:
                 if key not in known
             ]
             gone = [
-                k for k, status in known.items() if status is Status.PENDING and k not in wanted
+                k
+                for k, status in known.items()
+                if status is Status.PENDING and k not in wanted and not _is_notice(k)
             ]
             back = [
                 k
@@ -275,6 +284,59 @@ class Ledger:
                 .where(_reminders.c.key.in_(chunk))
                 .values(status=status.value, next_attempt=None),
             )
+
+    def reminded(self, event_uid: str) -> list[str]:
+        """The recipients who were sent a reminder (not a notice) of event ``event_uid``."""
+        query = (
+            sa.select(_reminders.c.recipient)
+            .where(
+                _reminders.c.event_uid == event_uid,
+                _reminders.c.status == Status.SENT.value,
+                _reminders.c.offset.not_in(NOTICE_KINDS),
+            )
+            .distinct()
+            .order_by(_reminders.c.recipient)
+        )
+        with self._engine.connect() as connection:
+            return list(connection.execute(query).scalars())
+
+    def add_notices(
+        self, event_uid: str, kind: str, sequence: int, recipients: list[str], due: datetime
+    ) -> int:
+        """Queue one ``kind`` notice per recipient for this revision of the event (once each)."""
+        rows = [
+            {
+                "key": f"{event_uid}|{kind}|{sequence}|{recipient.lower()}",
+                "event_uid": event_uid,
+                "recipient": recipient,
+                "offset": kind,
+                "due": _stamp(due),
+                "status": Status.PENDING.value,
+                "attempts": 0,
+            }
+            for recipient in recipients
+        ]
+        with self._engine.begin() as connection:
+            known = set(
+                connection.execute(
+                    sa.select(_reminders.c.key).where(
+                        _reminders.c.key.in_([r["key"] for r in rows])
+                    ),
+                ).scalars(),
+            )
+            fresh = [row for row in rows if row["key"] not in known]
+            if fresh:
+                connection.execute(_reminders.insert(), fresh)
+        return len(fresh)
+
+    def pending_notices(self) -> list[Row]:
+        """Change notices not yet sent."""
+        query = sa.select(_reminders).where(
+            _reminders.c.status == Status.PENDING.value,
+            _reminders.c.offset.in_(NOTICE_KINDS),
+        )
+        with self._engine.connect() as connection:
+            return [_row(found) for found in connection.execute(query)]
 
     def rows(self) -> dict[str, Row]:
         """Every reminder row by key."""

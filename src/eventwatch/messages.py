@@ -57,9 +57,14 @@ def subject(reminder: Reminder, *, late: bool) -> str:
     event = reminder.event
     where = f", {event.location}" if event.location else ""
     head = "Late reminder" if late else "Reminder"
-    if event.status is Status.CANCELLED:
-        head = "Cancelled"
     return f"{head}: {event.title} in {in_words(reminder.offset)} ({_short_day(event)}{where})"
+
+
+def notice_subject(reminder: Reminder, kind: str) -> str:
+    """``Changed: NATO Summit 2026 (Wed 8 Jul 2026, Ankara)``, or ``Cancelled: ...``."""
+    event = reminder.event
+    where = f", {event.location}" if event.location else ""
+    return f"{kind.title()}: {event.title} ({_short_day(event)}{where})"
 
 
 def _when_for(event: Event, zone: str | None) -> str | None:
@@ -93,16 +98,18 @@ class Sender:
     templates_dir: Path | None = None
 
 
-def build(
+def build(  # noqa: PLR0913 - the reminder and sender, then four keyword-only details
     reminder: Reminder,
     sender: Sender,
     *,
     sent_at: datetime,
     ics: bytes,
     late: bool = False,
+    notice: tuple[str, str] | None = None,
 ) -> EmailMessage:
     """The message for ``reminder``, dated ``sent_at``, with the event attached as ``ics``.
 
+    ``notice`` is (kind, ledger key) for a change notice: ``changed`` or ``cancelled``.
     The standard library's email policy refuses CR or LF in a header, and every calendar
     text is refused such characters on entry, so no calendar text can add a header.
     """
@@ -116,6 +123,7 @@ def build(
         "description": description_of(event),
         "offset": in_words(reminder.offset),
         "late": late,
+        "notice": notice[0] if notice else "",
         "due": f"{reminder.due.astimezone(UTC):%Y-%m-%d %H:%M} UTC",
         "version": __version__,
     }
@@ -124,9 +132,12 @@ def build(
     name = reminder.recipient.name
     address = reminder.recipient.address
     message["To"] = email.utils.formataddr((name, address)) if name else address
-    _set_subject(message, subject(reminder, late=late))
+    _set_subject(
+        message,
+        notice_subject(reminder, notice[0]) if notice else subject(reminder, late=late),
+    )
     message["Date"] = email.utils.format_datetime(sent_at.astimezone(UTC))
-    message["Message-ID"] = message_id(reminder.key, sender.address)
+    message["Message-ID"] = message_id(notice[1] if notice else reminder.key, sender.address)
     message["Auto-Submitted"] = "auto-generated"
     message.set_content(templates.render("reminder.txt.j2", sender.templates_dir, **values))
     message.add_alternative(

@@ -53,6 +53,8 @@ class Publication:
     headers: dict[str, feeds.Header]
     built: datetime
     renderer: feeds.Renderer = field(repr=False)
+    bumped: tuple[str, ...] = ()
+    """UIDs of events whose time, place, title or status changed since last published."""
     _variants: dict[tuple[str, frozenset[str]], feeds.Feed] = field(
         default_factory=dict, repr=False
     )
@@ -110,11 +112,14 @@ def build(
     policies = {c.id: c.reminders for c in calendars}
     entries: list[feeds.Entry] = []
     changed: list[Revision] = []
+    bumped: list[str] = []
     for event in in_start_order(calendars):
         before = previous.get(event.uid)
         revision = revise(event, before, now)
         if revision is not before:
             changed.append(revision)
+            if before is not None and revision.sequence > before.sequence:
+                bumped.append(event.uid)
         alarms = (
             planner.triggers(event, policies[event.calendar], options.defaults)
             if options.alarms
@@ -146,4 +151,5 @@ def build(
         headers=headers,
         built=now,
         renderer=renderer,
+        bumped=tuple(bumped),
     )

@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
-from datetime import timedelta
+from datetime import time, timedelta
 from typing import TYPE_CHECKING
 
 from eventwatch import feeds, logs, messages, planner
 from eventwatch.delivery import Delivery, MaildirDelivery, SmtpDelivery
 from eventwatch.dispatch import Dispatcher
 from eventwatch.errors import OperationError
+from eventwatch.models import Offset, Recipient, Status
 from eventwatch.scheduling import Waker
 
 if TYPE_CHECKING:
@@ -105,6 +106,8 @@ class Reminders:
         )
         self._entries = {e.event.uid: e for e in built.entries}
         self._refresh = settings.feeds.refresh_interval
+        planned = {r.key: r for r in plan}
+        planned.update(await asyncio.to_thread(self._notices, built, plan))
         previous = self.dispatcher
         self.dispatcher = Dispatcher(
             ledger=self.ledger,
@@ -113,10 +116,47 @@ class Reminders:
             else delivery_for(settings),
             sender=messages.Sender(settings.mail.from_address, settings.mail.templates_dir),
             catch_up=settings.reminders.catch_up,
-            plan={r.key: r for r in plan},
+            plan=planned,
             attachment=self._attachment,
         )
         await self.wake()
+
+    def _notices(
+        self, built: Publication, plan: list[planner.Reminder]
+    ) -> dict[str, planner.Reminder]:
+        """Queue notices for events changed since their recipients were reminded; all pending.
+
+        A notice goes to each recipient already sent a reminder of an event whose time, place,
+        title or status changed (its SEQUENCE rose), once per change.
+        """
+        now = self.clock()
+        for uid in built.bumped:
+            changed = self._entries[uid]
+            kind = "cancelled" if changed.event.status is Status.CANCELLED else "changed"
+            recipients = self.ledger.reminded(uid)
+            if recipients:
+                sequence = changed.revision.sequence
+                count = self.ledger.add_notices(uid, kind, sequence, recipients, now)
+                log.info("notices queued kind=%s event=%s count=%d", kind, uid, count)
+        known = {(r.event.uid, r.recipient.address.lower()): r.recipient for r in plan}
+        found: dict[str, planner.Reminder] = {}
+        for row in self.ledger.pending_notices():
+            entry = self._entries.get(row.event_uid)
+            if entry is None:
+                continue  # the event is gone; the dispatcher skips the row as no longer planned
+            recipient = known.get((row.event_uid, row.recipient.lower())) or Recipient(
+                address=row.recipient,
+            )
+            # An all-day event counts as begun at its first midnight: no notice once it has.
+            starts = entry.event.begins(time.min)
+            found[row.key] = planner.Reminder(
+                event=entry.event,
+                recipient=recipient,
+                offset=Offset(days=0, seconds=0),
+                starts=starts,
+                due=row.due,
+            )
+        return found
 
     async def wake(self) -> None:
         """Send everything due now, then arm the next wake at the earliest pending instant."""

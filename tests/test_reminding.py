@@ -1,0 +1,98 @@
+"""The daemon's reminder side: reminders sent when due, notices when a reminded event changes."""
+
+from __future__ import annotations
+
+import asyncio
+import email
+import email.policy
+import mailbox
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
+
+import icalendar
+
+from eventwatch import feeds, inputs, publication
+from eventwatch.ledger import Ledger, Status
+from eventwatch.reminding import Reminders
+
+if TYPE_CHECKING:
+    from .conftest import Site
+
+SUMMIT = """\
+name = "NATO"
+timezone = "Europe/Istanbul"
+
+[reminders]
+offsets = ["P1D"]
+recipients = [{{ address = "duty@example.org", name = "Duty officer" }}]
+
+[[events]]
+id = "summit"
+title = "NATO Summit 2026"
+start = 2026-07-07
+end = 2026-07-08
+location = "{location}"
+status = "{status}"
+"""
+
+DUE = datetime(2026, 7, 6, 6, 0, tzinfo=UTC)
+
+
+def _messages(site: Site) -> list[email.message.EmailMessage]:
+    """What the Maildir outbox holds, oldest first."""
+    box = mailbox.Maildir(site.root / "state" / "outbox", create=False)
+    found = [email.message_from_bytes(m.as_bytes(), policy=email.policy.default) for m in box]
+    return sorted(found, key=lambda m: m["Date"].datetime)  # type: ignore[return-value]
+
+
+def test_reminded_recipient_gets_changed_then_cancelled(site: Site) -> None:
+    """After the P1D reminder, moving the summit sends Changed:, cancelling it Cancelled:."""
+    (site.calendars / "test.toml").unlink()
+    site.write_calendar("nato", SUMMIT.format(location="Ankara, Türkiye", status="confirmed"))
+    clock = [DUE]
+    ledger = Ledger.in_folder(site.root / "state")
+    renderer = feeds.Renderer()
+
+    def publish() -> tuple[inputs.Inputs, publication.Publication]:
+        loaded = inputs.load(site.config)
+        options = publication.Options(
+            timedelta(hours=1), alarms=False, defaults=loaded.settings.reminders
+        )
+        return loaded, publication.build(loaded.calendars, options, ledger, renderer, clock[0])
+
+    async def scenario() -> None:
+        reminders = Reminders(ledger, renderer, lambda: clock[0])
+        await reminders.start(*publish())
+        clock[0] = DUE + timedelta(hours=1)
+        site.write_calendar("nato", SUMMIT.format(location="Istanbul, Türkiye", status="confirmed"))
+        await reminders.replan(*publish())
+        clock[0] = DUE + timedelta(hours=2)
+        site.write_calendar("nato", SUMMIT.format(location="Istanbul, Türkiye", status="cancelled"))
+        await reminders.replan(*publish())
+        clock[0] = DUE + timedelta(hours=3)
+        await reminders.replan(*publish())  # nothing changed: no further notice
+        await reminders.stop()
+
+    asyncio.run(scenario())
+    statuses = sorted((row.offset, row.status) for row in ledger.rows().values())
+    ledger.close()
+    sent = _messages(site)
+    assert [m["Subject"] for m in sent] == [
+        "Reminder: NATO Summit 2026 in 1 day (Tue 7 Jul 2026, Ankara, Türkiye)",
+        "Changed: NATO Summit 2026 (Tue 7 Jul 2026, Istanbul, Türkiye)",
+        "Cancelled: NATO Summit 2026 (Tue 7 Jul 2026, Istanbul, Türkiye)",
+    ]
+    assert len({m["Message-ID"] for m in sent}) == 3
+    changed, cancelled = sent[1], sent[2]
+    assert (
+        changed.get_body(preferencelist=("plain",))
+        .get_content()
+        .startswith(
+            "This event has changed since you were reminded of it",
+        )
+    )
+    for message, sequence, status in ((changed, 1, "CONFIRMED"), (cancelled, 2, "CANCELLED")):
+        (attachment,) = list(message.iter_attachments())
+        event = icalendar.Calendar.from_ical(attachment.get_content()).walk("VEVENT")[0]
+        assert (int(event["SEQUENCE"]), str(event["STATUS"])) == (sequence, status)
+    assert statuses == [("P1D", Status.SENT), ("cancelled", Status.SENT), ("changed", Status.SENT)]
