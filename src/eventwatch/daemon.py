@@ -19,7 +19,6 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
     from pathlib import Path
 
-    from eventwatch.settings import Settings
 
 log = logs.get("daemon")
 
@@ -29,21 +28,14 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
-def options(settings: Settings) -> publication.Options:
-    """The publication options the settings call for."""
-    return publication.Options(
-        refresh=settings.feeds.refresh_interval,
-        alarms=settings.feeds.alarms,
-        defaults=settings.reminders,
-    )
-
-
 def publish(
     loaded: inputs.Inputs, ledger: Ledger, renderer: feeds.Renderer
 ) -> publication.Publication:
     """Render every feed of ``loaded`` and keep the encoded events for the next start."""
     settings = loaded.settings
-    built = publication.build(loaded.calendars, options(settings), ledger, renderer, now())
+    built = publication.build(
+        loaded.calendars, publication.Options.of(settings), ledger, renderer, now()
+    )
     body = built.rendered[publication.ALL].body
     try:
         feedcache.save(settings.state_dir, body, renderer.placements(body))

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from datetime import datetime, timedelta
 
     from eventwatch.models import Calendar, ReminderPolicy
+    from eventwatch.settings import Settings
 
 ALL = "all"
 """The name of the feed with every calendar."""
@@ -41,6 +42,15 @@ class Options:
     refresh: timedelta
     alarms: bool
     defaults: ReminderPolicy
+
+    @classmethod
+    def of(cls, settings: Settings) -> Options:
+        """The options ``settings`` call for."""
+        return cls(
+            refresh=settings.feeds.refresh_interval,
+            alarms=settings.feeds.alarms,
+            defaults=settings.reminders,
+        )
 
 
 @dataclass

@@ -53,11 +53,7 @@ def simulate(loaded: Inputs, start: datetime, until: datetime, out: Path) -> lis
         ledger = Ledger.in_folder(Path(folder))
         try:
             renderer = feeds.Renderer()
-            options = publication.Options(
-                refresh=settings.feeds.refresh_interval,
-                alarms=settings.feeds.alarms,
-                defaults=settings.reminders,
-            )
+            options = publication.Options.of(settings)
             built = publication.build(loaded.calendars, options, ledger, renderer, start)
             files = attachments(built, renderer)
             plan = planner.reminders(loaded.calendars, settings.reminders)
