@@ -37,3 +37,4 @@ bench: $(VENV)/.installed-test
 	command -v wrk >/dev/null || apt-get install -y wrk >/dev/null || echo "wrk not installed: HTTP benchmark will stop"
 	$(BIN)/python bench/render.py
 	$(BIN)/python bench/serving.py
+	$(BIN)/python bench/reminders.py

@@ -136,6 +136,20 @@ def _row(found: sa.Row[Any]) -> Row:
     )
 
 
+def _sqlite_pragmas(connection: Any, record: Any) -> None:  # noqa: ANN401 - a DB-API connection
+    """Use WAL with synchronous=NORMAL, and wait for a busy database rather than fail.
+
+    Every commit then survives a crash of the process (the guarantee the ledger needs) without
+    an fsync per sent reminder; the busy timeout lets the daemon and a command (plan) share it.
+    """
+    del record
+    cursor = connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.close()
+
+
 def url_for(state_dir: Path) -> str:
     """The database URL of the SQLite file in ``state_dir``."""
     return f"sqlite:///{state_dir / DATABASE_FILE}"
@@ -148,6 +162,8 @@ class Ledger:
         """Connect to ``url`` and create or upgrade the schema."""
         self.url = url
         self._engine = sa.create_engine(url)
+        if self._engine.dialect.name == "sqlite":
+            sa.event.listen(self._engine, "connect", _sqlite_pragmas)
         try:
             self._migrate()
         except SQLAlchemyError as exc:
