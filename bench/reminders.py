@@ -73,7 +73,7 @@ async def eventwatch_run(port: int, sink: Sink, state: Path) -> dict[str, float]
     plan = planner.reminders((calendar(due),), ReminderPolicy())
     ledger = Ledger.in_folder(state)
     ledger.reconcile(plan, due - timedelta(seconds=2))
-    delivery = SmtpDelivery(SmtpSettings(host="127.0.0.1", port=port, security="none"))
+    delivery = SmtpDelivery(SmtpSettings(host="127.0.0.1", port=port, security="none", max_connections=4))
     dispatcher = Dispatcher(
         ledger=ledger,
         delivery=delivery,
@@ -131,7 +131,7 @@ def main() -> None:
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"# reminders, {COUNT} due at one instant, aiosmtpd sink on loopback, "
           f"{platform.node()} ({platform.python_version()}), {time.strftime('%Y-%m-%d %H:%M %Z')}")
-    print(f"eventwatch (sequential, 1 connection): {ours['rate']:7.0f} msg/s  "
+    print(f"eventwatch (max_connections=4)   : {ours['rate']:7.0f} msg/s  "
           f"first {ours['first']:.3f} s after due, last {ours['last']:.1f} s after due")
     print(f"bare aiosmtplib, 1 connection:        {bare_one['rate']:7.0f} msg/s")
     print(f"bare aiosmtplib, 4 connections:       {bare_four['rate']:7.0f} msg/s")

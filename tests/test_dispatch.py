@@ -44,6 +44,7 @@ class Refusing:
         """Refuse ``times`` times, then accept."""
         self.reply, self.permanent, self.left = reply, permanent, times
         self.accepted: list[EmailMessage] = []
+        self.parallel = 1
 
     async def deliver(self, message: EmailMessage) -> str:
         """Refuse while refusals are left, else accept."""

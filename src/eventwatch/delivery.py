@@ -31,6 +31,9 @@ class DeliveryError(OperationError):
 class Delivery(Protocol):
     """Something that takes a message and says what became of it."""
 
+    parallel: int
+    """How many messages it can take at once."""
+
     async def deliver(self, message: EmailMessage) -> str:
         """Hand ``message`` on; return the reply, or raise ``DeliveryError``."""
         ...
@@ -42,6 +45,7 @@ class MaildirDelivery:
     def __init__(self, path: Path) -> None:
         """Deliver into the Maildir at ``path`` (created when first used)."""
         self.path = path
+        self.parallel = 4
 
     def _add(self, message: EmailMessage) -> str:
         try:
@@ -67,6 +71,7 @@ class SmtpDelivery:
     def __init__(self, settings: SmtpSettings) -> None:
         """Connect lazily with ``settings``; nothing happens until the first message."""
         self.settings = settings
+        self.parallel = settings.max_connections
         self._idle: list[aiosmtplib.SMTP] = []
         self._slots = asyncio.Semaphore(settings.max_connections)
 

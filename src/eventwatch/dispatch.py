@@ -57,13 +57,18 @@ class Dispatcher:
 
     async def run_due(self, now: datetime) -> list[Outcome]:
         """Claim every reminder due at ``now`` and settle each one."""
-        outcomes = []
-        # SQL and message building run in a worker thread: nothing may stall the event loop.
-        for row in await asyncio.to_thread(self.ledger.claim_due, now):
-            outcome = await asyncio.to_thread(self._prepare, row, now)
-            if outcome is None:
-                outcome = await self._send(row, now)
-            outcomes.append(outcome)
+        # SQL and message building run in worker threads: nothing may stall the event loop.
+        rows = await asyncio.to_thread(self.ledger.claim_due, now)
+        slots = asyncio.Semaphore(self.delivery.parallel)
+
+        async def settle(row: Row) -> Outcome:
+            async with slots:
+                outcome = await asyncio.to_thread(self._prepare, row, now)
+                return outcome if outcome is not None else await self._send(row, now)
+
+        outcomes = list(await asyncio.gather(*(settle(row) for row in rows)))
+        for outcome in outcomes:
+            row = outcome.row
             log.info(
                 "reminder %s key=%r recipient=%s offset=%s detail=%r",
                 outcome.result,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email.header
 import email.utils
+import functools
 import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -98,6 +99,67 @@ class Sender:
     templates_dir: Path | None = None
 
 
+@functools.lru_cache(maxsize=256)
+def _body(  # noqa: PLR0913 - the cache key: everything the body depends on
+    event: Event,
+    *,
+    offset: Offset,
+    due: datetime,
+    zone: str | None,
+    late: bool,
+    notice: str,
+    templates_dir: Path | None,
+    ics: bytes,
+) -> tuple[EmailMessage, EmailMessage]:
+    """The text/HTML alternative and the attachment, made once for all recipients alike.
+
+    Only the headers differ between the recipients of one reminder (and the recipient's zone,
+    which is part of the key), so the MIME parts are built and encoded once and shared: the
+    parts are never changed after they are made.
+    """
+    values = {
+        "title": event.title,
+        "when": pages.when(event),
+        "when_yours": _when_for(event, zone),
+        "location": event.location,
+        "status": "" if event.status is Status.CONFIRMED else event.status.value,
+        "description": description_of(event),
+        "offset": in_words(offset),
+        "late": late,
+        "notice": notice,
+        "due": f"{due.astimezone(UTC):%Y-%m-%d %H:%M} UTC",
+        "version": __version__,
+    }
+    alternative = EmailMessage()
+    alternative.set_content(templates.render("reminder.txt.j2", templates_dir, **values))
+    alternative.add_alternative(
+        templates.render("reminder.html.j2", templates_dir, **values),
+        subtype="html",
+    )
+    attachment = EmailMessage()
+    attachment.set_content(
+        ics,
+        maintype="text",
+        subtype="calendar",
+        disposition="attachment",
+        filename=f"{event.id}.ics",
+        params={"method": "PUBLISH", "charset": "utf-8"},
+    )
+    # Shared parts are flattened by several threads: give them their boundary and headers now
+    # so that flattening never changes them.
+    alternative.set_boundary(
+        "=_alternative_" + hashlib.sha256(ics + _variant(offset, due)).hexdigest()[:24]
+    )
+    for part in (alternative, attachment):
+        del part["MIME-Version"]
+    return alternative, attachment
+
+
+def _variant(offset: Offset, due: datetime) -> bytes:
+    """Bytes that tell apart the bodies of one event's reminders."""
+    return f"{offset}|{due.isoformat()}".encode()
+
+
 def build(  # noqa: PLR0913 - the reminder and sender, then four keyword-only details
     reminder: Reminder,
     sender: Sender,
@@ -113,20 +175,16 @@ def build(  # noqa: PLR0913 - the reminder and sender, then four keyword-only de
     The standard library's email policy refuses CR or LF in a header, and every calendar
     text is refused such characters on entry, so no calendar text can add a header.
     """
-    event = reminder.event
-    values = {
-        "title": event.title,
-        "when": pages.when(event),
-        "when_yours": _when_for(event, reminder.recipient.timezone),
-        "location": event.location,
-        "status": "" if event.status is Status.CONFIRMED else event.status.value,
-        "description": description_of(event),
-        "offset": in_words(reminder.offset),
-        "late": late,
-        "notice": notice[0] if notice else "",
-        "due": f"{reminder.due.astimezone(UTC):%Y-%m-%d %H:%M} UTC",
-        "version": __version__,
-    }
+    alternative, attachment = _body(
+        reminder.event,
+        offset=reminder.offset,
+        due=reminder.due,
+        zone=reminder.recipient.timezone,
+        late=late,
+        notice=notice[0] if notice else "",
+        templates_dir=sender.templates_dir,
+        ics=ics,
+    )
     message = EmailMessage()
     message["From"] = sender.address
     name = reminder.recipient.name
@@ -139,18 +197,10 @@ def build(  # noqa: PLR0913 - the reminder and sender, then four keyword-only de
     message["Date"] = email.utils.format_datetime(sent_at.astimezone(UTC))
     message["Message-ID"] = message_id(notice[1] if notice else reminder.key, sender.address)
     message["Auto-Submitted"] = "auto-generated"
-    message.set_content(templates.render("reminder.txt.j2", sender.templates_dir, **values))
-    message.add_alternative(
-        templates.render("reminder.html.j2", sender.templates_dir, **values),
-        subtype="html",
-    )
-    message.add_attachment(
-        ics,
-        maintype="text",
-        subtype="calendar",
-        filename=f"{event.id}.ics",
-        params={"method": "PUBLISH", "charset": "utf-8"},
-    )
+    message["MIME-Version"] = "1.0"
+    message.make_mixed()
+    message.attach(alternative)
+    message.attach(attachment)
     return message
 
 
