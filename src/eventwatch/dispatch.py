@@ -14,6 +14,7 @@ from eventwatch.ledger import NOTICE_KINDS
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
     from datetime import datetime
+    from email.message import EmailMessage
 
     from eventwatch.delivery import Delivery
     from eventwatch.ledger import Ledger, Row
@@ -21,6 +22,9 @@ if TYPE_CHECKING:
     from eventwatch.planner import Reminder
 
 log = logs.get("dispatch")
+
+_BUILD_CHUNK = 25  # messages built per trip to the worker thread
+_BUILD_AHEAD = 100  # built messages waiting for a connection, at most
 
 LATE_AFTER = timedelta(seconds=10)
 """A reminder sent later than this after its due instant says that it is late."""
@@ -56,17 +60,33 @@ class Dispatcher:
     attachment: Callable[[Event], bytes]
 
     async def run_due(self, now: datetime) -> list[Outcome]:
-        """Claim every reminder due at ``now`` and settle each one."""
-        # SQL and message building run in worker threads: nothing may stall the event loop.
+        """Claim every reminder due at ``now`` and settle each one.
+
+        Messages are built in a worker thread a few dozen at a time while earlier ones are
+        already being sent, on as many connections as the delivery allows; SQL runs in a
+        worker too, so nothing here stalls the event loop.
+        """
         rows = await asyncio.to_thread(self.ledger.claim_due, now)
-        slots = asyncio.Semaphore(self.delivery.parallel)
+        workers = max(1, self.delivery.parallel)
+        queue: asyncio.Queue[tuple[Row, EmailMessage] | None] = asyncio.Queue(_BUILD_AHEAD)
+        outcomes: list[Outcome] = []
 
-        async def settle(row: Row) -> Outcome:
-            async with slots:
-                outcome = await asyncio.to_thread(self._prepare, row, now)
-                return outcome if outcome is not None else await self._send(row, now)
+        async def build() -> None:
+            for start in range(0, len(rows), _BUILD_CHUNK):
+                chunk = rows[start : start + _BUILD_CHUNK]
+                for item in await asyncio.to_thread(self._prepare, chunk, now):
+                    if isinstance(item, Outcome):
+                        outcomes.append(item)
+                    else:
+                        await queue.put(item)
+            for _ in range(workers):
+                await queue.put(None)
 
-        outcomes = list(await asyncio.gather(*(settle(row) for row in rows)))
+        async def send() -> None:
+            while (item := await queue.get()) is not None:
+                outcomes.append(await self._deliver(*item, now))
+
+        await asyncio.gather(build(), *(send() for _ in range(workers)))
         for outcome in outcomes:
             row = outcome.row
             log.info(
@@ -79,31 +99,38 @@ class Dispatcher:
             )
         return outcomes
 
-    def _prepare(self, row: Row, now: datetime) -> Outcome | None:
-        """Settle a row that is not to be sent (gone from the plan, too late); else None."""
-        reminder = self.plan.get(row.key)
-        if reminder is None:
-            # Reconciling cancels what the plan dropped; a row claimed in between is moot.
-            self.ledger.mark_skipped(row.key, "no longer planned")
-            return Outcome(now, row, "skipped", "no longer planned")
-        return self._too_late(row, reminder, now)
+    def _prepare(self, rows: list[Row], now: datetime) -> list[Outcome | tuple[Row, EmailMessage]]:
+        """Settle the rows not to be sent (gone from the plan, too late); build the others."""
+        prepared: list[Outcome | tuple[Row, EmailMessage]] = []
+        for row in rows:
+            reminder = self.plan.get(row.key)
+            if reminder is None:
+                # Reconciling cancels what the plan dropped; a row claimed in between is moot.
+                self.ledger.mark_skipped(row.key, "no longer planned")
+                prepared.append(Outcome(now, row, "skipped", "no longer planned"))
+                continue
+            skipped = self._too_late(row, reminder, now)
+            if skipped is not None:
+                prepared.append(skipped)
+                continue
+            notice = (row.offset, row.key) if row.offset in NOTICE_KINDS else None
+            message = messages.build(
+                reminder,
+                self.sender,
+                sent_at=now,
+                ics=self.attachment(reminder.event),
+                late=notice is None and now - row.due > LATE_AFTER,
+                notice=notice,
+            )
+            prepared.append((row, message))
+        return prepared
 
-    async def _send(self, row: Row, now: datetime) -> Outcome:
-        reminder = self.plan[row.key]
-        notice = (row.offset, row.key) if row.offset in NOTICE_KINDS else None
-        message = await asyncio.to_thread(
-            messages.build,
-            reminder,
-            self.sender,
-            sent_at=now,
-            ics=self.attachment(reminder.event),
-            late=notice is None and now - row.due > LATE_AFTER,
-            notice=notice,
-        )
+    async def _deliver(self, row: Row, message: EmailMessage, now: datetime) -> Outcome:
+        """Hand one message on and record, at once, what became of it."""
         try:
             reply = await self.delivery.deliver(message)
         except DeliveryError as exc:
-            return await asyncio.to_thread(self._failed, row, reminder, now, exc)
+            return await asyncio.to_thread(self._failed, row, self.plan[row.key], now, exc)
         await asyncio.to_thread(self.ledger.mark_sent, row.key, str(message["Message-ID"]), now)
         return Outcome(now, row, "sent", reply)
 
