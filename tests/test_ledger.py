@@ -149,7 +149,9 @@ class TestReminders:
         (claimed,) = ledger.claim_due(at)
         assert (claimed.offset, claimed.status, claimed.attempts) == ("P7D", Status.SENDING, 1)
         assert ledger.claim_due(at) == []
-        assert [r.key for r in ledger.in_flight()] == [claimed.key]
+        assert ledger.rows()[claimed.key].status is Status.SENDING
+        assert ledger.requeue_in_flight() == 1  # what a crash left sending is pending again
+        assert ledger.rows()[claimed.key].status is Status.PENDING
         ledger.close()
 
     def test_retry_waits_for_its_time(self, tmp_path: Path) -> None:

@@ -397,12 +397,6 @@ class Ledger:
                     )
         return claimed
 
-    def in_flight(self) -> list[Row]:
-        """Rows left ``sending`` (the process died mid-send): they are sent again, same id."""
-        query = sa.select(_reminders).where(_reminders.c.status == Status.SENDING.value)
-        with self._engine.connect() as connection:
-            return [_row(found) for found in connection.execute(query)]
-
     def requeue_in_flight(self) -> int:
         """Put ``sending`` rows back to pending: sent again, with the same Message-ID."""
         with self._engine.begin() as connection:
