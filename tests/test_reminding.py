@@ -61,7 +61,7 @@ def test_reminded_recipient_gets_changed_then_cancelled(site: Site) -> None:
         return loaded, publication.build(loaded.calendars, options, ledger, renderer, clock[0])
 
     async def scenario() -> None:
-        reminders = Reminders(ledger, renderer, lambda: clock[0])
+        reminders = Reminders(ledger, lambda: clock[0])
         await reminders.start(*publish())
         clock[0] = DUE + timedelta(hours=1)
         site.write_calendar("nato", SUMMIT.format(location="Istanbul, Türkiye", status="confirmed"))

@@ -141,7 +141,7 @@ class Daemon:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self._stop, signum)
-        self.reminders = reminding.Reminders(ledger, self.renderer, now)
+        self.reminders = reminding.Reminders(ledger, now)
         await self.reminders.start(loaded, built)
         watcher = asyncio.create_task(self._watch(loaded, ledger, state))
         try:

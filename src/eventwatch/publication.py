@@ -68,12 +68,32 @@ class Publication:
     _variants: dict[tuple[str, frozenset[str]], feeds.Feed] = field(
         default_factory=dict, repr=False
     )
+    _attachments: dict[str, bytes] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
     def event_count(self) -> int:
         """How many events the calendars hold."""
         return len(self.entries)
+
+    def attachment(self, event_uid: str) -> bytes:
+        """Event ``event_uid`` alone, as the calendar attached to its reminders.
+
+        It carries the revision the feeds show, so a client that subscribed sees one event.
+        """
+        with self._lock:
+            found = self._attachments.get(event_uid)
+        if found is not None:
+            return found
+        entry = next(e for e in self.entries if e.event.uid == event_uid)
+        header = feeds.Header(entry.event.title, "", self.headers[ALL].refresh)
+        found = self.renderer.render(header, [entry], remember=False).body
+        with self._lock:
+            # One event's reminders go to many recipients at once: render it once for all.
+            if len(self._attachments) >= _VARIANTS:
+                self._attachments.pop(next(iter(self._attachments)))
+            self._attachments[event_uid] = found
+        return found
 
     def feed(self, name: str, categories: frozenset[str] = frozenset()) -> feeds.Feed | None:
         """Feed ``name`` (``all`` or a calendar id), keeping events with any of ``categories``.

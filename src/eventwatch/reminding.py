@@ -63,25 +63,22 @@ class Reminders:
     def __init__(
         self,
         ledger: Ledger,
-        renderer: feeds.Renderer,
         clock: Callable[[], datetime],
     ) -> None:
         """Nothing is sent until ``start``."""
         self.ledger = ledger
-        self.renderer = renderer
         self.clock = clock
         self.dispatcher: Dispatcher | None = None
         self.waker: Waker | None = None
         self._entries: dict[str, feeds.Entry] = {}
-        self._refresh = timedelta(hours=1)
+        self._built: Publication | None = None
         self._busy = asyncio.Lock()
         self._stopping = False
 
     def _attachment(self, event: Event) -> bytes:
-        """The event as a one-event calendar, with the revision the feeds show."""
-        entry = self._entries[event.uid]
-        header = feeds.Header(event.title, "", self._refresh)
-        return self.renderer.render(header, [entry], remember=False).body
+        """The event as a one-event calendar, from the publication being served."""
+        assert self._built is not None  # noqa: S101 - set by replan before anything is sent
+        return self._built.attachment(event.uid)
 
     async def start(self, loaded: Inputs, built: Publication) -> None:
         """Send again what a crash left in flight, take the plan, and wake when due."""
@@ -105,15 +102,17 @@ class Reminders:
             result.revived,
         )
         self._entries = {e.event.uid: e for e in built.entries}
-        self._refresh = settings.feeds.refresh_interval
+        self._built = built
         planned = {r.key: r for r in plan}
         planned.update(await asyncio.to_thread(self._notices, built, plan))
         previous = self.dispatcher
+        keep = previous is not None and _same(previous, settings)
+        if previous is not None and not keep and isinstance(previous.delivery, SmtpDelivery):
+            # The SMTP settings changed: say QUIT on the old server's idle connections.
+            await previous.delivery.close()
         self.dispatcher = Dispatcher(
             ledger=self.ledger,
-            delivery=previous.delivery
-            if previous and _same(previous, settings)
-            else delivery_for(settings),
+            delivery=previous.delivery if previous and keep else delivery_for(settings),
             sender=messages.Sender(settings.mail.from_address, settings.mail.templates_dir),
             catch_up=settings.reminders.catch_up,
             plan=planned,

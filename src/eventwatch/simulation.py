@@ -23,18 +23,6 @@ if TYPE_CHECKING:
     from eventwatch.models import Event
 
 
-def attachments(built: publication.Publication, renderer: feeds.Renderer) -> dict[str, bytes]:
-    """Each event of ``built`` as a one-event calendar, keyed by UID."""
-    return {
-        entry.event.uid: renderer.render(
-            feeds.Header(entry.event.title, "", built.headers[publication.ALL].refresh),
-            [entry],
-            remember=False,
-        ).body
-        for entry in built.entries
-    }
-
-
 async def _run(
     dispatcher: Dispatcher, ledger: Ledger, start: datetime, until: datetime
 ) -> list[Outcome]:
@@ -55,12 +43,11 @@ def simulate(loaded: Inputs, start: datetime, until: datetime, out: Path) -> lis
             renderer = feeds.Renderer()
             options = publication.Options.of(settings)
             built = publication.build(loaded.calendars, options, ledger, renderer, start)
-            files = attachments(built, renderer)
             plan = planner.reminders(loaded.calendars, settings.reminders)
             ledger.reconcile(plan, start)
 
             def attachment(event: Event) -> bytes:
-                return files[event.uid]
+                return built.attachment(event.uid)
 
             dispatcher = Dispatcher(
                 ledger=ledger,
