@@ -116,6 +116,19 @@ def _stamp(value: datetime) -> int:
     return int(value.timestamp())
 
 
+def _pending_row(reminder: Reminder) -> dict[str, Any]:
+    """The ledger row a newly planned reminder starts as."""
+    return {
+        "key": reminder.key,
+        "event_uid": reminder.event.uid,
+        "recipient": reminder.recipient.address,
+        "offset": str(reminder.offset),
+        "due": _stamp(reminder.due),
+        "status": Status.PENDING.value,
+        "attempts": 0,
+    }
+
+
 def _instant(value: int | None) -> datetime | None:
     return None if value is None else datetime.fromtimestamp(value, tz=UTC)
 
@@ -262,19 +275,7 @@ class Ledger:
                 row.key: Status(row.status)
                 for row in connection.execute(sa.select(_reminders.c.key, _reminders.c.status))
             }
-            fresh = [
-                {
-                    "key": key,
-                    "event_uid": r.event.uid,
-                    "recipient": r.recipient.address,
-                    "offset": str(r.offset),
-                    "due": _stamp(r.due),
-                    "status": Status.PENDING.value,
-                    "attempts": 0,
-                }
-                for key, r in wanted.items()
-                if key not in known
-            ]
+            fresh = [r for key, r in wanted.items() if key not in known]
             gone = [
                 k
                 for k, status in known.items()
@@ -286,7 +287,8 @@ class Ledger:
                 if status is Status.CANCELLED and k in wanted and wanted[k].due > now
             ]
             for start in range(0, len(fresh), _CHUNK):
-                connection.execute(_reminders.insert(), fresh[start : start + _CHUNK])
+                rows = [_pending_row(r) for r in fresh[start : start + _CHUNK]]
+                connection.execute(_reminders.insert(), rows)
             self._set_status(connection, gone, Status.CANCELLED)
             self._set_status(connection, back, Status.PENDING)
         return Reconciled(inserted=len(fresh), cancelled=len(gone), revived=len(back))

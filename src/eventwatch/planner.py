@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
-
-from pydantic import AwareDatetime
 
 from eventwatch.models import (
     Calendar,
     Event,
     Offset,
     Recipient,
-    Record,
     ReminderPolicy,
     Status,
     in_start_order,
@@ -21,23 +19,30 @@ FALLBACK_ALL_DAY_AT = time(9, 0)
 """When an all-day event's reminders are anchored if no level of policy says."""
 
 
-class Reminder(Record):
-    """One reminder: an event, a recipient, how long before, and the instant it is due."""
+@dataclass(frozen=True, slots=True)
+class Reminder:
+    """One reminder: an event, a recipient, how long before, and the instant it is due.
+
+    A plain slotted record, not a pydantic model: it is derived from validated records, never
+    read from a file, and a daemon holds one per pending reminder (100,000 of them as pydantic
+    models cost about 1 KB each; as this, about a quarter of that).
+
+    ``key`` is its stable identity: the event's uid and start, the offset and the recipient. A
+    moved event gets new keys, so its old reminders can be told apart from the new ones.
+    """
 
     event: Event
     recipient: Recipient
     offset: Offset
-    starts: AwareDatetime
-    due: AwareDatetime
+    starts: datetime
+    due: datetime
+    key: str = field(init=False, compare=False)
 
-    @property
-    def key(self) -> str:
-        """Stable identity: the event's uid and start, the offset and the recipient.
-
-        A moved event gets new keys, so its old reminders can be told apart from the new ones.
-        """
+    def __post_init__(self) -> None:
+        """Compute the key once; it is read for every comparison with the ledger."""
         start = self.starts.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
-        return f"{self.event.uid}|{start}|{self.offset}|{self.recipient.address.lower()}"
+        key = f"{self.event.uid}|{start}|{self.offset}|{self.recipient.address.lower()}"
+        object.__setattr__(self, "key", key)
 
     @property
     def due_local(self) -> datetime:
