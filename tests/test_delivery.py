@@ -18,6 +18,7 @@ import trustme
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
+from eventwatch import messages
 from eventwatch.delivery import DeliveryError, MaildirDelivery, SmtpDelivery
 from eventwatch.settings import SmtpSettings
 
@@ -37,14 +38,15 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def message(to: str = "duty@example.org") -> EmailMessage:
+def message(to: str = "duty@example.org") -> messages.Outgoing:
     """A small message."""
     made = EmailMessage()
     made["From"] = "eventwatch@example.org"
     made["To"] = to
     made["Subject"] = "Reminder: test"
+    made["Message-ID"] = "<test@example.org>"
     made.set_content("Hello")
-    return made
+    return messages.outgoing(made)
 
 
 class Recorder:
@@ -176,12 +178,12 @@ def smtp(port: int, **values: Any) -> SmtpDelivery:
     return SmtpDelivery(SmtpSettings.model_validate({"host": "127.0.0.1", "port": port} | values))
 
 
-def send(delivery: SmtpDelivery, *messages: EmailMessage) -> list[str]:
+def send(delivery: SmtpDelivery, *outgoing: messages.Outgoing) -> list[str]:
     """Deliver each message, then close the connections."""
 
     async def run() -> list[str]:
         try:
-            return [await delivery.deliver(m) for m in messages]
+            return [await delivery.deliver(m) for m in outgoing]
         finally:
             await delivery.close()
 
@@ -288,6 +290,8 @@ def test_maildir_is_readable(tmp_path: Path) -> None:
     (found,) = list(mailbox.Maildir(tmp_path / "box", create=False))
     assert reply.startswith("maildir ")
     assert found["Subject"] == "Reminder: test"
+    (path,) = (tmp_path / "box" / "new").iterdir()
+    assert b"\r\n" not in path.read_bytes()  # Unix line ends, as Maildir readers expect
 
 
 def test_send_test_command(plain: Server, recorder: Recorder, site: Site, run: Runner) -> None:

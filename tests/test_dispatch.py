@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import email
+import email.policy
 import mailbox
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING
@@ -44,14 +46,16 @@ class Refusing:
         """Refuse ``times`` times, then accept."""
         self.reply, self.permanent, self.left = reply, permanent, times
         self.accepted: list[EmailMessage] = []
+        """What was accepted, parsed back from the bytes as a mail client would."""
         self.parallel = 1
 
-    async def deliver(self, message: EmailMessage) -> str:
+    async def deliver(self, message: messages.Outgoing) -> str:
         """Refuse while refusals are left, else accept."""
         if self.left > 0:
             self.left -= 1
             raise DeliveryError(self.reply, permanent=self.permanent)
-        self.accepted.append(message)
+        parsed = email.message_from_bytes(message.data, policy=email.policy.default)
+        self.accepted.append(parsed)  # type: ignore[arg-type]
         return "250 OK"
 
 
@@ -162,6 +166,47 @@ def test_begun_event_is_skipped(ledger: Ledger) -> None:
     send = dispatcher(ledger, Refusing("", permanent=False, times=0), catch_up=timedelta(days=9))
     (outcome,) = asyncio.run(send.run_due(STARTS + timedelta(minutes=1)))
     assert (outcome.result, outcome.detail) == ("skipped", "the event had begun")
+
+
+def accept() -> Refusing:
+    """A delivery that accepts everything."""
+    return Refusing("", permanent=False, times=0)
+
+
+def test_message_built_ahead_is_sent_on_time_dated_its_due_instant(ledger: Ledger) -> None:
+    """Prepared 10 minutes ahead, the reminder goes out as built: dated its due instant."""
+    accepting = accept()
+    send = dispatcher(ledger, accepting)
+    assert asyncio.run(send.prepare_ahead(DUE - timedelta(minutes=10))) == 1
+    assert list(send.prepared) == [r.key for r in plan()]
+    (outcome,) = asyncio.run(send.run_due(DUE + timedelta(seconds=2)))
+    assert outcome.result == "sent"
+    assert send.prepared == {}
+    (message,) = accepting.accepted
+    assert message["Date"].datetime == DUE
+    assert message["Subject"].startswith("Reminder: ")
+    assert only_row(ledger).message_id == message["Message-ID"]  # type: ignore[attr-defined]
+
+
+def test_message_built_ahead_but_sent_late_is_built_again(ledger: Ledger) -> None:
+    """Sent 30 s after due, the prepared message is not used: the new one says it is late."""
+    accepting = accept()
+    send = dispatcher(ledger, accepting)
+    asyncio.run(send.prepare_ahead(DUE - timedelta(minutes=10)))
+    asyncio.run(send.run_due(DUE + timedelta(seconds=30)))
+    (message,) = accepting.accepted
+    assert message["Date"].datetime == DUE + timedelta(seconds=30)
+    assert message["Subject"].startswith("Late reminder: ")
+
+
+def test_only_what_falls_due_soon_is_built_ahead(ledger: Ledger) -> None:
+    """An hour ahead nothing is built; what is no longer pending is dropped from the ready set."""
+    send = dispatcher(ledger, accept())
+    assert asyncio.run(send.prepare_ahead(DUE - timedelta(hours=1))) == 0
+    assert asyncio.run(send.prepare_ahead(DUE - timedelta(minutes=1))) == 1
+    ledger.reconcile([], DUE - timedelta(minutes=1))  # the event is gone: cancelled
+    assert asyncio.run(send.prepare_ahead(DUE - timedelta(seconds=30))) == 0
+    assert send.prepared == {}
 
 
 @pytest.mark.parametrize(

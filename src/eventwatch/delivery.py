@@ -12,9 +12,9 @@ import aiosmtplib
 from eventwatch.errors import OperationError
 
 if TYPE_CHECKING:
-    from email.message import EmailMessage
     from pathlib import Path
 
+    from eventwatch.messages import Outgoing
     from eventwatch.settings import SmtpSettings
 
 
@@ -34,7 +34,7 @@ class Delivery(Protocol):
     parallel: int
     """How many messages it can take at once."""
 
-    async def deliver(self, message: EmailMessage) -> str:
+    async def deliver(self, message: Outgoing) -> str:
         """Hand ``message`` on; return the reply, or raise ``DeliveryError``."""
         ...
 
@@ -47,15 +47,17 @@ class MaildirDelivery:
         self.path = path
         self.parallel = 4
 
-    def _add(self, message: EmailMessage) -> str:
+    def _add(self, message: Outgoing) -> str:
         try:
             box = mailbox.Maildir(self.path, create=True)
-            return f"maildir {box.add(message)}"
+            # Maildir files end their lines the Unix way; the wire's CRLF is for SMTP.
+            name = box.add(message.data.replace(b"\r\n", b"\n"))
         except OSError as exc:
             # A full disk or a permission problem may pass; the message is tried again.
             raise DeliveryError(f"{self.path}: {exc.strerror}", permanent=False) from exc
+        return f"maildir {name}"
 
-    async def deliver(self, message: EmailMessage) -> str:
+    async def deliver(self, message: Outgoing) -> str:
         """Write ``message`` in a worker thread; file I/O never blocks the event loop."""
         return await asyncio.to_thread(self._add, message)
 
@@ -93,14 +95,19 @@ class SmtpDelivery:
             validate_certs=True,
         )
 
-    async def deliver(self, message: EmailMessage) -> str:
+    async def deliver(self, message: Outgoing) -> str:
         """Send ``message`` on an idle connection or a new one; raise ``DeliveryError``."""
         async with self._slots:
             client = self._idle.pop() if self._idle else self._client()
             try:
                 if not client.is_connected:
                     await client.connect()
-                errors, reply = await client.send_message(message)
+                errors, reply = await client.sendmail(
+                    message.sender,
+                    [message.recipient],
+                    message.data,
+                    mail_options=["SMTPUTF8"] if message.utf8 else None,
+                )
             except aiosmtplib.SMTPRecipientsRefused as exc:
                 self._idle.append(client)  # the connection is fine; the recipient is not
                 refused = "; ".join(f"{r.recipient}: {r.code} {r.message}" for r in exc.recipients)

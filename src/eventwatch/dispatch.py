@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
@@ -14,7 +14,6 @@ from eventwatch.ledger import NOTICE_KINDS
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
     from datetime import datetime
-    from email.message import EmailMessage
 
     from eventwatch.delivery import Delivery
     from eventwatch.ledger import Ledger, Row
@@ -25,6 +24,12 @@ log = logs.get("dispatch")
 
 _BUILD_CHUNK = 25  # messages built per trip to the worker thread
 _BUILD_AHEAD = 100  # built messages waiting for a connection, at most
+
+PREPARE_AHEAD = timedelta(minutes=15)
+"""How far ahead messages are built, so that at the due instant there is only sending to do."""
+
+PREPARE_AT_MOST = 10_000
+"""Messages kept ready at once (a few KB each); those beyond are built when due."""
 
 LATE_AFTER = timedelta(seconds=10)
 """A reminder sent later than this after its due instant says that it is late."""
@@ -58,6 +63,43 @@ class Dispatcher:
     catch_up: timedelta
     plan: Mapping[str, Reminder]
     attachment: Callable[[Event], bytes]
+    prepared: dict[str, messages.Outgoing] = field(default_factory=dict)
+    """Messages built ahead of their due instant, dated then; touched only on the loop."""
+
+    async def prepare_ahead(self, now: datetime) -> int:
+        """Build the messages of first attempts due in the next ``PREPARE_AHEAD``; how many.
+
+        Each is dated its due instant and used if it goes out on time (within ``LATE_AFTER``);
+        a late, retried or changed one is built afresh when sent. The plan is fixed for the
+        life of a dispatcher (a reload makes a new one), so what is built stays right.
+        """
+        rows = await asyncio.to_thread(
+            self.ledger.upcoming, now, now + PREPARE_AHEAD, PREPARE_AT_MOST
+        )
+        wanted = {row.key for row in rows}
+        for key in [k for k in self.prepared if k not in wanted]:
+            del self.prepared[key]
+        missing = [
+            row
+            for row in rows
+            if row.key not in self.prepared
+            and row.key in self.plan
+            and row.offset not in NOTICE_KINDS
+        ]
+        for start in range(0, len(missing), _BUILD_CHUNK):
+            chunk = missing[start : start + _BUILD_CHUNK]
+            self.prepared.update(await asyncio.to_thread(self._build_ahead, chunk))
+        return len(missing)
+
+    def _build_ahead(self, rows: list[Row]) -> dict[str, messages.Outgoing]:
+        built = {}
+        for row in rows:
+            reminder = self.plan[row.key]
+            message = messages.build(
+                reminder, self.sender, sent_at=row.due, ics=self.attachment(reminder.event)
+            )
+            built[row.key] = messages.outgoing(message)
+        return built
 
     async def run_due(self, now: datetime) -> list[Outcome]:
         """Claim every reminder due at ``now`` and settle each one.
@@ -68,13 +110,14 @@ class Dispatcher:
         """
         rows = await asyncio.to_thread(self.ledger.claim_due, now)
         workers = max(1, self.delivery.parallel)
-        queue: asyncio.Queue[tuple[Row, EmailMessage] | None] = asyncio.Queue(_BUILD_AHEAD)
+        queue: asyncio.Queue[tuple[Row, messages.Outgoing] | None] = asyncio.Queue(_BUILD_AHEAD)
         outcomes: list[Outcome] = []
 
         async def build() -> None:
             for start in range(0, len(rows), _BUILD_CHUNK):
                 chunk = rows[start : start + _BUILD_CHUNK]
-                for item in await asyncio.to_thread(self._prepare, chunk, now):
+                ready = {r.key: self.prepared.pop(r.key) for r in chunk if r.key in self.prepared}
+                for item in await asyncio.to_thread(self._prepare, chunk, ready, now):
                     if isinstance(item, Outcome):
                         outcomes.append(item)
                     else:
@@ -99,9 +142,15 @@ class Dispatcher:
             )
         return outcomes
 
-    def _prepare(self, rows: list[Row], now: datetime) -> list[Outcome | tuple[Row, EmailMessage]]:
-        """Settle the rows not to be sent (gone from the plan, too late); build the others."""
-        prepared: list[Outcome | tuple[Row, EmailMessage]] = []
+    def _prepare(
+        self, rows: list[Row], ready: Mapping[str, messages.Outgoing], now: datetime
+    ) -> list[Outcome | tuple[Row, messages.Outgoing]]:
+        """Settle the rows not to be sent (gone from the plan, too late); build the others.
+
+        A message in ``ready`` (built ahead, dated its due instant) is used when this is its
+        first attempt and it goes out on time.
+        """
+        prepared: list[Outcome | tuple[Row, messages.Outgoing]] = []
         for row in rows:
             reminder = self.plan.get(row.key)
             if reminder is None:
@@ -114,24 +163,28 @@ class Dispatcher:
                 prepared.append(skipped)
                 continue
             notice = (row.offset, row.key) if row.offset in NOTICE_KINDS else None
+            late = notice is None and now - row.due > LATE_AFTER
+            if row.key in ready and row.attempts == 1 and not late:
+                prepared.append((row, ready[row.key]))
+                continue
             message = messages.build(
                 reminder,
                 self.sender,
                 sent_at=now,
                 ics=self.attachment(reminder.event),
-                late=notice is None and now - row.due > LATE_AFTER,
+                late=late,
                 notice=notice,
             )
-            prepared.append((row, message))
+            prepared.append((row, messages.outgoing(message)))
         return prepared
 
-    async def _deliver(self, row: Row, message: EmailMessage, now: datetime) -> Outcome:
+    async def _deliver(self, row: Row, message: messages.Outgoing, now: datetime) -> Outcome:
         """Hand one message on and record, at once, what became of it."""
         try:
             reply = await self.delivery.deliver(message)
         except DeliveryError as exc:
             return await asyncio.to_thread(self._failed, row, self.plan[row.key], now, exc)
-        await asyncio.to_thread(self.ledger.mark_sent, row.key, str(message["Message-ID"]), now)
+        await asyncio.to_thread(self.ledger.mark_sent, row.key, message.message_id, now)
         return Outcome(now, row, "sent", reply)
 
     def _too_late(self, row: Row, reminder: Reminder, now: datetime) -> Outcome | None:

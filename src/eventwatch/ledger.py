@@ -368,6 +368,22 @@ class Ledger:
         with self._engine.connect() as connection:
             return _instant(connection.execute(query).scalar())
 
+    def upcoming(self, after: datetime, until: datetime, limit: int) -> list[Row]:
+        """Up to ``limit`` pending first attempts due from ``after`` to ``until``, soonest first."""
+        query = (
+            sa.select(_reminders)
+            .where(
+                _reminders.c.status == Status.PENDING.value,
+                _reminders.c.due >= _stamp(after),
+                _reminders.c.due <= _stamp(until),
+                _reminders.c.next_attempt.is_(None),
+            )
+            .order_by(_reminders.c.due, _reminders.c.key)
+            .limit(limit)
+        )
+        with self._engine.connect() as connection:
+            return [_row(found) for found in connection.execute(query)]
+
     def claim_due(self, now: datetime, limit: int = 1000) -> list[Row]:
         """Mark up to ``limit`` reminders due at ``now`` as sending, and return them.
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email.header
+import email.policy
 import email.utils
 import functools
 import hashlib
@@ -202,6 +203,32 @@ def build(  # noqa: PLR0913 - the reminder and sender, then four keyword-only de
     message.attach(alternative)
     message.attach(attachment)
     return message
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """A message ready for the wire: its envelope, its bytes and its Message-ID.
+
+    Flattened once, when built, so that a message prepared ahead of its due instant costs
+    nothing but the sending at that instant (and a few bytes while it waits).
+    """
+
+    sender: str
+    recipient: str
+    message_id: str
+    data: bytes
+    utf8: bool
+    """Whether an address needs SMTPUTF8 (RFC 6531) to travel."""
+
+
+def outgoing(message: EmailMessage) -> Outgoing:
+    """``message`` flattened for SMTP (CRLF line ends), with its one sender and recipient."""
+    sender = message["From"].addresses[0].addr_spec
+    recipient = message["To"].addresses[0].addr_spec
+    utf8 = not (sender + recipient).isascii()
+    policy = email.policy.SMTPUTF8 if utf8 else email.policy.SMTP
+    data = message.as_bytes(policy=policy)
+    return Outgoing(sender, recipient, str(message["Message-ID"]), data, utf8)
 
 
 def test_message(sender: Sender, to: str, sent_at: datetime) -> EmailMessage:

@@ -74,6 +74,7 @@ class Reminders:
         self._built: Publication | None = None
         self._busy = asyncio.Lock()
         self._stopping = False
+        self._preparing: asyncio.Task[int] | None = None
 
     def _attachment(self, event: Event) -> bytes:
         """The event as a one-event calendar, from the publication being served."""
@@ -105,6 +106,7 @@ class Reminders:
         self._built = built
         planned = {r.key: r for r in plan}
         planned.update(await asyncio.to_thread(self._notices, built, plan))
+        await self._stop_preparing()  # what it builds is for the old plan
         previous = self.dispatcher
         keep = previous is not None and _same(previous, settings)
         if previous is not None and not keep and isinstance(previous.delivery, SmtpDelivery):
@@ -164,12 +166,30 @@ class Reminders:
         async with self._busy:
             await self.dispatcher.run_due(self.clock())
             self.waker.arm(await asyncio.to_thread(self.ledger.next_due))
+        if self._preparing is None or self._preparing.done():
+            # Build what falls due soon while nothing is due; a reload makes a new dispatcher.
+            self._preparing = asyncio.create_task(self._prepare(self.dispatcher))
+
+    async def _prepare(self, dispatcher: Dispatcher) -> int:
+        """Build ahead what falls due soon; a failure here only means building it when due."""
+        try:
+            return await dispatcher.prepare_ahead(self.clock())
+        except Exception as exc:  # noqa: BLE001 - whatever failed, sending when due builds anew
+            log.warning("preparing ahead failed error=%r", str(exc))
+            return 0
+
+    async def _stop_preparing(self) -> None:
+        if self._preparing is not None:
+            self._preparing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._preparing
 
     async def stop(self) -> None:
         """Stop claiming, let sends in flight finish (up to ``GRACE``), requeue the rest."""
         self._stopping = True
         if self.waker is not None:
             self.waker.stop()
+        await self._stop_preparing()
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(GRACE):
                 await self._busy.acquire()
@@ -194,7 +214,7 @@ async def send_test(settings: Settings, to: str, now: datetime) -> str:
     delivery = delivery_for(settings)
     sender = messages.Sender(settings.mail.from_address, settings.mail.templates_dir)
     try:
-        return await delivery.deliver(messages.test_message(sender, to, now))
+        return await delivery.deliver(messages.outgoing(messages.test_message(sender, to, now)))
     finally:
         if isinstance(delivery, SmtpDelivery):
             await delivery.close()
