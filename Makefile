@@ -32,9 +32,15 @@ lint: $(VENV)/.installed-test
 clean:
 	rm -rf $(VENV) state .pytest_cache .mypy_cache .ruff_cache
 
-# Benchmarks, not tests: CI does not run them. The HTTP one needs wrk (Debian: apt-get install wrk).
-bench: $(VENV)/.installed-test
+# Benchmarks, not tests: CI does not run them. The HTTP one needs wrk (Debian: apt-get install
+# wrk); the reminder one also uses Postfix's smtp-sink and smtp-source when installed.
+$(VENV)/.installed-bench: pyproject.toml $(VENV)/.installed-test
+	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
+	@touch $@
+
+bench: $(VENV)/.installed-bench
 	command -v wrk >/dev/null || apt-get install -y wrk >/dev/null || echo "wrk not installed: HTTP benchmark will stop"
 	$(BIN)/python bench/render.py
 	$(BIN)/python bench/serving.py
 	$(BIN)/python bench/reminders.py
+	$(BIN)/python bench/pending.py
