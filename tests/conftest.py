@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import textwrap
 import threading
 import time
@@ -42,6 +43,11 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     for name in list(os.environ):
         if name.upper().startswith("EVENTWATCH_"):
             monkeypatch.delenv(name)
+    # Nor any of systemd's, should the tests themselves run under a service manager.
+    for name in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "CREDENTIALS_DIRECTORY"):
+        monkeypatch.delenv(name, raising=False)
+    for name in ("LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES"):
+        monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("TZ", "UTC")
     monkeypatch.chdir(tmp_path)
 
@@ -133,3 +139,11 @@ def serving(app: object) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(10)
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    """A copy of the shipped config and calendars, with its own state."""
+    shutil.copytree(SHIPPED_CONFIG.parent, tmp_path / "config")
+    shutil.copytree(SHIPPED_CALENDARS, tmp_path / "calendars")
+    return tmp_path

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import shutil
+import os
 import signal
 import socket
 import subprocess
@@ -25,7 +25,6 @@ from eventwatch.delivery import SmtpDelivery
 from eventwatch.dispatch import Dispatcher
 from eventwatch.ledger import Ledger
 
-from .conftest import SHIPPED_CALENDARS, SHIPPED_CONFIG
 from .test_delivery import Recorder, Server
 
 if TYPE_CHECKING:
@@ -44,9 +43,9 @@ def free_port() -> int:
 class Running:
     """One ``eventwatch run`` process on a copy of the shipped files."""
 
-    def __init__(self, root: Path) -> None:
-        """Start it and wait until it answers."""
-        self.port = free_port()
+    def __init__(self, root: Path, env: dict[str, str] | None = None, port: int = 0) -> None:
+        """Start it, with ``env`` added to the environment, and wait until it answers."""
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process = subprocess.Popen(
             [
@@ -61,6 +60,7 @@ class Running:
             ],
             stderr=subprocess.PIPE,
             text=True,
+            env=os.environ | (env or {}),
         )
         deadline = time.monotonic() + 20
         while True:
@@ -88,14 +88,6 @@ class Running:
             self.process.kill()
             _, log = self.process.communicate()
         return self.process.returncode, log
-
-
-@pytest.fixture
-def root(tmp_path: Path) -> Path:
-    """A copy of the shipped config and calendars, with its own state."""
-    shutil.copytree(SHIPPED_CONFIG.parent, tmp_path / "config")
-    shutil.copytree(SHIPPED_CALENDARS, tmp_path / "calendars")
-    return tmp_path
 
 
 @pytest.fixture

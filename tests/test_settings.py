@@ -256,6 +256,32 @@ class TestSecrets:
         assert message.startswith("config/eventwatch.toml:4: smtp.password_file: cannot read ")
         assert "No such file or directory" in message
 
+    def test_systemd_credential_is_the_password(
+        self, site: Site, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    ) -> None:
+        """$CREDENTIALS_DIRECTORY/smtp-password is read when no password is set."""
+        (tmp_path / "creds").mkdir()
+        (tmp_path / "creds" / "smtp-password").write_text(self.SECRET + "\n")
+        monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(tmp_path / "creds"))
+        site.write_config('[smtp]\nusername = "u"\n')
+        loaded = settings.load(site.config)
+        assert loaded.smtp.password is not None
+        assert loaded.smtp.password.get_secret_value() == self.SECRET
+        assert settings.SmtpSettings().password is None  # the shared default is untouched
+
+    def test_a_set_password_beats_the_credential(
+        self, site: Site, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    ) -> None:
+        """An explicit password_file wins; the credential is for when the settings say none."""
+        (tmp_path / "creds").mkdir()
+        (tmp_path / "creds" / "smtp-password").write_text("from-systemd")
+        (site.config.parent / "pw").write_text(self.SECRET)
+        monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(tmp_path / "creds"))
+        site.write_config('[smtp]\npassword_file = "pw"\n')
+        loaded = settings.load(site.config)
+        assert loaded.smtp.password is not None
+        assert loaded.smtp.password.get_secret_value() == self.SECRET
+
     def test_password_and_file_together_are_refused(self, site: Site) -> None:
         """Two sources for one secret is ambiguous."""
         (site.config.parent / "pw").write_text("x")
@@ -275,6 +301,25 @@ def _leaf_settings(model: type[BaseModel], section: str = "") -> list[tuple[str,
         else:
             found.append((section, key))
     return found
+
+
+@pytest.mark.parametrize(("value", "expected"), [("DEBUG", "debug"), ("Warning", "warning")])
+def test_log_level_in_any_case(site: Site, value: str, expected: str) -> None:
+    """[log] level is read whatever its case."""
+    site.write_config(f'[log]\nlevel = "{value}"\nformat = "json"\n')
+    loaded = settings.load(site.config)
+    assert (loaded.log.level, loaded.log.format) == (expected, "json")
+
+
+@pytest.mark.parametrize(
+    ("text", "field"),
+    [('level = "loud"', "log.level"), ('format = "xml"', "log.format")],
+)
+def test_bad_log_setting_is_named(site: Site, text: str, field: str) -> None:
+    """An unknown level or format is one line naming the file, line and field."""
+    site.write_config(f"[log]\n{text}\n")
+    (message,) = problems_of(site.config)
+    assert message.startswith(f"config/eventwatch.toml:4: {field}: ")
 
 
 def test_shipped_config_documents_every_setting() -> None:

@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
-from datetime import UTC, datetime
+import socket
+import time
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 import uvicorn
 
 from eventwatch import export as static
-from eventwatch import feedcache, feeds, inputs, logs, publication, reminding, web
+from eventwatch import feedcache, feeds, inputs, logs, publication, reminding, systemd, web
 from eventwatch.errors import InvalidInputError, OperationError
 from eventwatch.ledger import Ledger
+from eventwatch.metrics import Metrics
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -40,7 +44,7 @@ def publish(
     try:
         feedcache.save(settings.state_dir, body, renderer.placements(body))
     except OSError as exc:
-        log.warning("feed cache not saved error=%r", str(exc))
+        log.warning("feed cache not saved", error=str(exc))
     return built
 
 
@@ -48,11 +52,11 @@ def warm(renderer: feeds.Renderer, state_dir: Path) -> None:
     """Seed ``renderer`` with the events an earlier run encoded, if their cache is usable."""
     found = feedcache.load(state_dir)
     if found is None:
-        log.info("feed cache none usable; rendering cold")
+        log.info("feed cache unusable, rendering cold")
         return
     body, placements = found
     renderer.seed(body, placements)
-    log.info("feed cache loaded events=%d", len(placements))
+    log.info("feed cache loaded", events=len(placements))
 
 
 def files_state(config: Path, calendars_dir: Path) -> tuple[tuple[str, int, int], ...]:
@@ -69,12 +73,59 @@ def files_state(config: Path, calendars_dir: Path) -> tuple[tuple[str, int, int]
 
 
 class _Server(uvicorn.Server):
-    """uvicorn without its own signal handling: the daemon owns SIGTERM and SIGINT."""
+    """uvicorn without its own signal handling: the daemon owns SIGTERM, SIGINT and SIGHUP."""
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self.listening = asyncio.Event()
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         """Leave signals to the daemon."""
         yield
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        """Start as uvicorn does, then say that the port answers."""
+        await super().startup(sockets)
+        if self.started:
+            self.listening.set()
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    """The HTTP port: handed over by systemd (``LISTEN_FDS``, socket activation) or bound here.
+
+    Binding here, before uvicorn starts, turns a port in use into a one-line error, and
+    means the port answers by the time the daemon tells systemd it is ready.
+    """
+    if os.environ.get("LISTEN_PID") == str(os.getpid()) and os.environ.get("LISTEN_FDS") == "1":
+        for name in ("LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"):
+            os.environ.pop(name, None)  # not for any child process
+        sock = socket.socket(fileno=3)
+        sock.set_inheritable(False)
+        log.info("listening on the socket systemd passed", address=sock.getsockname())
+        return sock
+    try:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        return socket.create_server((host, port), family=family, backlog=2048)
+    except OSError as exc:
+        msg = f"cannot listen on {host}:{port}: {exc.strerror} (server.host, server.port)"
+        raise OperationError(msg) from None
+
+
+def status_line(
+    built: publication.Publication, health: reminding.Health | None, error: str | None
+) -> str:
+    """What ``systemctl status`` shows: events, the next reminder, failures, a failed reload."""
+    parts = [f"{built.event_count} events"]
+    if health is not None:
+        upcoming = (
+            f"{health.next_due.astimezone(UTC):%Y-%m-%d %H:%M} UTC" if health.next_due else "none"
+        )
+        parts += [f"next reminder {upcoming}", f"{health.failed} failed"]
+    line = ", ".join(parts)
+    if error is not None:
+        line += f"; last reload FAILED, serving the last good calendars: {error}"
+    return line
 
 
 class Daemon:
@@ -88,6 +139,9 @@ class Daemon:
         self.server: _Server | None = None
         self.reminders: reminding.Reminders
         self.stopping = asyncio.Event()
+        self.reload_requested = asyncio.Event()
+        self.notifier = systemd.Notifier()
+        self.metrics = Metrics()
 
     def _load(self) -> inputs.Inputs:
         return inputs.load(self.config, self.overrides)
@@ -99,11 +153,12 @@ class Daemon:
         """
         loaded = await asyncio.to_thread(self._load)
         settings = loaded.settings
+        logs.configure(settings.log.level, settings.log.format)
         log.info(
-            "loaded calendars=%d events=%d calendars_dir=%s",
-            len(loaded.calendars),
-            sum(len(c.events) for c in loaded.calendars),
-            settings.calendars_dir,
+            "loaded",
+            calendars=len(loaded.calendars),
+            events=sum(len(c.events) for c in loaded.calendars),
+            calendars_dir=settings.calendars_dir,
         )
         ledger = await asyncio.to_thread(Ledger.in_folder, settings.state_dir)
         try:
@@ -111,27 +166,45 @@ class Daemon:
         except OperationError:
             ledger.close()
             raise
-        await asyncio.to_thread(warm, self.renderer, settings.state_dir)
         try:
-            await self._serve(loaded, ledger)
-        finally:
+            sock = listening_socket(settings.server.host, settings.server.port)
+        except OperationError:
             ledger.close()
             lock.close()
+            raise
+        await asyncio.to_thread(warm, self.renderer, settings.state_dir)
+        try:
+            await self._serve(loaded, ledger, sock)
+        finally:
+            sock.close()
+            ledger.close()
+            lock.close()
+            self.notifier.close()
 
-    async def _serve(self, loaded: inputs.Inputs, ledger: Ledger) -> None:
+    def _publish(self, loaded: inputs.Inputs, ledger: Ledger) -> publication.Publication:
+        began = time.perf_counter()
+        built = publish(loaded, ledger, self.renderer)
+        self.metrics.render.observe(time.perf_counter() - began)
+        self.metrics.loaded(len(loaded.calendars), built.event_count)
+        return built
+
+    async def _serve(self, loaded: inputs.Inputs, ledger: Ledger, sock: socket.socket) -> None:
         settings = loaded.settings
-        built = await asyncio.to_thread(publish, loaded, ledger, self.renderer)
+        built = await asyncio.to_thread(self._publish, loaded, ledger)
+        self.metrics.reloaded(time.time(), success=True)
+        self.reminders = reminding.Reminders(ledger, now, self.metrics)
+        self.metrics.watch_ledger(ledger.counts)
         state = web.State(
             publication=built,
             base_url=settings.server.base_url,
             max_age=settings.feeds.max_age,
             gzip=settings.feeds.gzip,
             last_reload=now(),
+            health=self.reminders.health,
+            metrics=self.metrics,
         )
         config = uvicorn.Config(
             web.create_app(state, now),
-            host=settings.server.host,
-            port=settings.server.port,
             log_config=None,
             access_log=False,
             lifespan="off",
@@ -141,57 +214,116 @@ class Daemon:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self._stop, signum)
-        self.reminders = reminding.Reminders(ledger, now)
+        loop.add_signal_handler(signal.SIGHUP, self.reload_requested.set)
         await self.reminders.start(loaded, built)
-        watcher = asyncio.create_task(self._watch(loaded, ledger, state))
+        serving = asyncio.create_task(self.server.serve(sockets=[sock]))
+        helpers: list[asyncio.Task[None]] = []
         try:
-            await self.server.serve()
+            listening = asyncio.create_task(self.server.listening.wait())
+            await asyncio.wait({serving, listening}, return_when=asyncio.FIRST_COMPLETED)
+            listening.cancel()
+            if self.server.started:
+                host, port = sock.getsockname()[:2]
+                log.info("ready", address=f"{host}:{port}", status=await self._ready(state))
+                helpers.append(asyncio.create_task(self._watch(loaded, ledger, state)))
+                if self.notifier.watchdog is not None:
+                    helpers.append(asyncio.create_task(self._watchdog(self.notifier.watchdog)))
+            await serving
         finally:
-            watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watcher
+            for helper in helpers:
+                helper.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await helper
+            self.notifier.notify(stopping=1, status="stopping")
             await self.reminders.stop()
-            for signum in (signal.SIGTERM, signal.SIGINT):
+            for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 loop.remove_signal_handler(signum)
         log.info("stopped")
 
+    async def _ready(self, state: web.State) -> str:
+        """Tell systemd we serve (again), with a status line a person can read; the line."""
+        line = await self._status(state)
+        self.notifier.notify(ready=1, status=line)
+        return line
+
+    async def _status(self, state: web.State) -> str:
+        try:
+            health = await asyncio.to_thread(self.reminders.health)
+        except OperationError as exc:
+            log.warning("ledger does not answer", error=str(exc))
+            health = None
+        return status_line(state.publication, health, state.last_reload_error)
+
+    async def _watchdog(self, interval: timedelta) -> None:
+        """Ping systemd's watchdog from the event loop itself: a blocked loop stops the pings."""
+        while True:
+            self.notifier.notify(watchdog=1)
+            await asyncio.sleep(interval.total_seconds())
+
     def _stop(self, signum: int) -> None:
         """Signal handler: only sets state; the server's own loop does the stopping."""
-        log.info("stopping signal=%s", signal.Signals(signum).name)
+        log.info("stopping", signal=signal.Signals(signum).name)
         self.stopping.set()
         if self.server is not None:
             self.server.should_exit = True
 
     async def _watch(self, loaded: inputs.Inputs, ledger: Ledger, state: web.State) -> None:
-        """Re-read settings and calendars when their files change; keep the last good ones."""
+        """Reload on SIGHUP, or when the files change; keep the last good ones if invalid.
+
+        The status line for systemd is refreshed on each round, as the next reminder moves on.
+        """
         config_path = loaded.config_file
         seen = await asyncio.to_thread(files_state, config_path, loaded.settings.calendars_dir)
         while True:
-            await asyncio.sleep(loaded.settings.feeds.reload_every.total_seconds())
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(loaded.settings.feeds.reload_every.total_seconds()):
+                    await self.reload_requested.wait()
+            asked = self.reload_requested.is_set()
+            self.reload_requested.clear()
             current = await asyncio.to_thread(
                 files_state,
                 config_path,
                 loaded.settings.calendars_dir,
             )
-            if current == seen:
+            if current == seen and not asked:
+                self.notifier.notify(status=await self._status(state))
                 continue
             seen = current
-            try:
-                fresh = await asyncio.to_thread(self._load)
-            except InvalidInputError as exc:
-                for problem in exc.problems:
-                    log.warning("reload failed problem=%r", str(problem))
-                state.last_reload_error = "; ".join(str(p) for p in exc.problems)
-                continue
-            built = await asyncio.to_thread(publish, fresh, ledger, self.renderer)
-            loaded, config_path = fresh, fresh.config_file
-            state.publication = built
-            state.max_age = fresh.settings.feeds.max_age
-            state.gzip = fresh.settings.feeds.gzip
-            state.last_reload = now()
-            state.last_reload_error = None
-            log.info("reloaded calendars=%d events=%d", len(fresh.calendars), built.event_count)
-            await self.reminders.replan(fresh, built)
+            if asked:
+                log.info("reload asked", signal="SIGHUP")
+                self.notifier.notify(
+                    reloading=1,
+                    monotonic_usec=time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000,
+                    status="reloading",
+                )
+            fresh = await self._reload(ledger, state)
+            if fresh is not None:
+                loaded, config_path = fresh, fresh.config_file
+            await self._ready(state)
+
+    async def _reload(self, ledger: Ledger, state: web.State) -> inputs.Inputs | None:
+        """Read settings and calendars again; the new inputs, or None if they are invalid."""
+        try:
+            fresh = await asyncio.to_thread(self._load)
+        except InvalidInputError as exc:
+            for problem in exc.problems:
+                log.warning("reload failed", problem=str(problem))
+            state.last_reload_error = "; ".join(str(p) for p in exc.problems)
+            self.metrics.reloaded(time.time(), success=False)
+            return None
+        settings = fresh.settings
+        logs.configure(settings.log.level, settings.log.format)
+        built = await asyncio.to_thread(self._publish, fresh, ledger)
+        state.publication = built
+        state.base_url = settings.server.base_url
+        state.max_age = settings.feeds.max_age
+        state.gzip = settings.feeds.gzip
+        state.last_reload = now()
+        state.last_reload_error = None
+        self.metrics.reloaded(time.time(), success=True)
+        log.info("reloaded", calendars=len(fresh.calendars), events=built.event_count)
+        await self.reminders.replan(fresh, built)
+        return fresh
 
 
 def export(loaded: inputs.Inputs, out: Path) -> list[Path]:

@@ -19,13 +19,19 @@ if TYPE_CHECKING:
 
 
 class DeliveryError(OperationError):
-    """A message was not accepted; ``permanent`` says whether trying again could help."""
+    """A message was not accepted; ``permanent`` says whether trying again could help.
 
-    def __init__(self, reply: str, *, permanent: bool) -> None:
+    ``reason`` names the kind of failure for metrics: ``rejected`` (a 5xx reply),
+    ``deferred`` (a 4xx reply), ``connection`` (refused, reset, timed out), ``tls``
+    (hand-shake or certificate), ``maildir`` (the folder could not be written).
+    """
+
+    def __init__(self, reply: str, *, permanent: bool, reason: str = "") -> None:
         """Keep the server's reply (never a password) and whether to retry."""
         super().__init__(reply)
         self.reply = reply
         self.permanent = permanent
+        self.reason = reason or ("rejected" if permanent else "deferred")
 
 
 class Delivery(Protocol):
@@ -54,7 +60,9 @@ class MaildirDelivery:
             name = box.add(message.data.replace(b"\r\n", b"\n"))
         except OSError as exc:
             # A full disk or a permission problem may pass; the message is tried again.
-            raise DeliveryError(f"{self.path}: {exc.strerror}", permanent=False) from exc
+            raise DeliveryError(
+                f"{self.path}: {exc.strerror}", permanent=False, reason="maildir"
+            ) from exc
         return f"maildir {name}"
 
     async def deliver(self, message: Outgoing) -> str:
@@ -120,7 +128,9 @@ class SmtpDelivery:
                 # Refused connections, time-outs, TLS failures and a server without
                 # STARTTLS: nothing was accepted; the server may be fixed, so try again.
                 await _close(client)
-                raise DeliveryError(f"{type(exc).__name__}: {exc}", permanent=False) from exc
+                raise DeliveryError(
+                    f"{type(exc).__name__}: {exc}", permanent=False, reason=_reason(exc)
+                ) from exc
             self._idle.append(client)
         if errors:
             refused = "; ".join(f"{rcpt}: {r.code} {r.message}" for rcpt, r in errors.items())
@@ -131,6 +141,15 @@ class SmtpDelivery:
         """Say QUIT on every idle connection."""
         while self._idle:
             await _close(self._idle.pop())
+
+
+def _reason(exc: BaseException) -> str:
+    """``timeout``, ``tls`` or ``connection``: what kept a message from being accepted."""
+    if isinstance(exc, aiosmtplib.SMTPTimeoutError | TimeoutError):
+        return "timeout"
+    if isinstance(exc, ssl.SSLError) or isinstance(exc.__cause__, ssl.SSLError):
+        return "tls"
+    return "tls" if "tls" in str(exc).lower() else "connection"
 
 
 async def _close(client: aiosmtplib.SMTP) -> None:

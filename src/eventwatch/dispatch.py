@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
+import time
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
@@ -46,6 +47,12 @@ class Outcome:
     row: Row
     result: str  # sent, retry, failed, skipped
     detail: str
+    attempted: bool = False
+    """Whether the message was handed to the delivery (not settled before sending)."""
+    reason: str = ""
+    """Why the delivery failed, when it did: the ``DeliveryError``'s reason."""
+    lateness: float | None = None
+    """For a sent reminder, seconds from its due instant until it was accepted."""
 
 
 def backoff(attempts: int) -> timedelta:
@@ -108,6 +115,7 @@ class Dispatcher:
         already being sent, on as many connections as the delivery allows; SQL runs in a
         worker too, so nothing here stalls the event loop.
         """
+        started = time.monotonic()
         rows = await asyncio.to_thread(self.ledger.claim_due, now)
         workers = max(1, self.delivery.parallel)
         queue: asyncio.Queue[tuple[Row, messages.Outgoing] | None] = asyncio.Queue(_BUILD_AHEAD)
@@ -127,18 +135,18 @@ class Dispatcher:
 
         async def send() -> None:
             while (item := await queue.get()) is not None:
-                outcomes.append(await self._deliver(*item, now))
+                outcomes.append(await self._deliver(*item, now, started))
 
         await asyncio.gather(build(), *(send() for _ in range(workers)))
         for outcome in outcomes:
             row = outcome.row
-            log.info(
-                "reminder %s key=%r recipient=%s offset=%s detail=%r",
-                outcome.result,
-                row.key,
-                row.recipient,
-                row.offset,
-                outcome.detail,
+            report = log.info if outcome.result == "sent" else log.warning
+            report(
+                f"reminder {outcome.result}",
+                key=row.key,
+                recipient=row.recipient,
+                offset=row.offset,
+                detail=outcome.detail,
             )
         return outcomes
 
@@ -178,14 +186,21 @@ class Dispatcher:
             prepared.append((row, messages.outgoing(message)))
         return prepared
 
-    async def _deliver(self, row: Row, message: messages.Outgoing, now: datetime) -> Outcome:
-        """Hand one message on and record, at once, what became of it."""
+    async def _deliver(
+        self, row: Row, message: messages.Outgoing, now: datetime, started: float
+    ) -> Outcome:
+        """Hand one message on and record, at once, what became of it.
+
+        ``started`` is the monotonic time at ``now``: the lateness counts the time taken since.
+        """
         try:
             reply = await self.delivery.deliver(message)
         except DeliveryError as exc:
-            return await asyncio.to_thread(self._failed, row, self.plan[row.key], now, exc)
+            failed = await asyncio.to_thread(self._failed, row, self.plan[row.key], now, exc)
+            return replace(failed, attempted=True, reason=exc.reason)
+        lateness = (now - row.due).total_seconds() + time.monotonic() - started
         await asyncio.to_thread(self.ledger.mark_sent, row.key, message.message_id, now)
-        return Outcome(now, row, "sent", reply)
+        return Outcome(now, row, "sent", reply, attempted=True, lateness=lateness)
 
     def _too_late(self, row: Row, reminder: Reminder, now: datetime) -> Outcome | None:
         """Skip a reminder whose event has begun or that is later than ``catch_up``."""

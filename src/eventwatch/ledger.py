@@ -361,6 +361,18 @@ class Ledger:
         with self._engine.connect() as connection:
             return {row.key: _row(row) for row in connection.execute(sa.select(_reminders))}
 
+    def counts(self) -> dict[str, int]:
+        """How many reminders are in each status; ``OperationError`` if the database fails."""
+        query = sa.select(_reminders.c.status, sa.func.count()).group_by(_reminders.c.status)
+        try:
+            with self._engine.connect() as connection:
+                found = {status: int(n) for status, n in connection.execute(query)}
+        except SQLAlchemyError as exc:
+            raise OperationError(
+                f"{self._where}: the state database does not answer: {exc}"
+            ) from exc
+        return {status.value: found.get(status.value, 0) for status in Status} | found
+
     def next_due(self) -> datetime | None:
         """The earliest instant a pending reminder wants attention (its due time or retry)."""
         when = sa.func.coalesce(_reminders.c.next_attempt, _reminders.c.due)

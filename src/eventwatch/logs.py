@@ -1,15 +1,79 @@
-"""Log output for the journal: stderr, one event a line, a level, the component, key=value."""
+"""Log output for the journal: stderr, one event a line, a level, the component, key=value.
+
+Components log an event name and fields (``log.info("reminder sent", key=..., to=...)``);
+the formatter writes them as text (``INFO dispatch reminder sent key="..." to=a@b``) or as
+one JSON object a line. The journal adds the time, so neither format repeats it. Callers
+pass no secrets and no message bodies; fields are what an admin needs to find a reminder.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
+from typing import Any, Literal
+
+Format = Literal["text", "json"]
+
+_PREFIX = "eventwatch."
 
 
-def configure(level: str = "info") -> None:
+def _component(record: logging.LogRecord) -> str:
+    name = record.name
+    return name.removeprefix(_PREFIX)
+
+
+def _fields(record: logging.LogRecord) -> dict[str, Any]:
+    fields = getattr(record, "fields", None)
+    return dict(fields) if isinstance(fields, dict) else {}
+
+
+def _text_value(value: object) -> str:
+    """A value as it reads best in a key=value line: bare when it can be, quoted when not."""
+    if isinstance(value, bool) or value is None:
+        return json.dumps(value)
+    if isinstance(value, int | float):
+        return str(value)
+    text = str(value)
+    if text and all(c.isprintable() and c not in ' "=' for c in text):
+        return text
+    return json.dumps(text, ensure_ascii=False)
+
+
+class TextFormatter(logging.Formatter):
+    """``LEVEL component event key=value ...``, one line."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        """One line; an exception's traceback, if any, folded onto it as a field."""
+        fields = _fields(record)
+        if record.exc_info:
+            fields["exception"] = self.formatException(record.exc_info)
+        parts = [record.levelname, _component(record), record.getMessage()]
+        parts += [f"{k}={_text_value(v)}" for k, v in fields.items()]
+        return " ".join(parts).replace("\n", "\\n")
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object a line: level, component, event and the fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        """The record as JSON; values that are not JSON types become strings."""
+        made: dict[str, Any] = {
+            "level": record.levelname.lower(),
+            "component": _component(record),
+            "event": record.getMessage(),
+        }
+        for key, value in _fields(record).items():
+            made.setdefault(key, value)
+        if record.exc_info:
+            made["exception"] = self.formatException(record.exc_info)
+        return json.dumps(made, default=str, ensure_ascii=False)
+
+
+def configure(level: str = "info", fmt: Format = "text") -> None:
     """Send eventwatch's and uvicorn's records to stderr, one line each."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s %(message)s"))
+    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
@@ -19,6 +83,34 @@ def configure(level: str = "info") -> None:
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
 
 
-def get(component: str) -> logging.Logger:
+class Log:
+    """The logger of one component: an event name and key=value fields per call."""
+
+    def __init__(self, component: str) -> None:
+        """Log as ``eventwatch.COMPONENT``."""
+        self.logger = logging.getLogger(_PREFIX + component)
+
+    def _log(self, level: int, event: str, fields: dict[str, object]) -> None:
+        if self.logger.isEnabledFor(level):
+            self.logger.log(level, event, extra={"fields": fields}, stacklevel=3)
+
+    def debug(self, event: str, /, **fields: object) -> None:
+        """Detail for finding a fault."""
+        self._log(logging.DEBUG, event, fields)
+
+    def info(self, event: str, /, **fields: object) -> None:
+        """Something an admin may want to know happened."""
+        self._log(logging.INFO, event, fields)
+
+    def warning(self, event: str, /, **fields: object) -> None:
+        """Something went wrong and eventwatch carried on."""
+        self._log(logging.WARNING, event, fields)
+
+    def error(self, event: str, /, **fields: object) -> None:
+        """Something went wrong that needs an admin."""
+        self._log(logging.ERROR, event, fields)
+
+
+def get(component: str) -> Log:
     """The logger of one component, named ``eventwatch.COMPONENT``."""
-    return logging.getLogger(f"eventwatch.{component}")
+    return Log(component)

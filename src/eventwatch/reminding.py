@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
-from datetime import time, timedelta
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
 from typing import TYPE_CHECKING
 
 from eventwatch import feeds, logs, messages, planner
@@ -17,12 +18,13 @@ from eventwatch.scheduling import Waker
 
 if TYPE_CHECKING:
     from collections.abc import Callable
-    from datetime import datetime
     from pathlib import Path
     from typing import IO
 
+    from eventwatch.dispatch import Outcome
     from eventwatch.inputs import Inputs
     from eventwatch.ledger import Ledger
+    from eventwatch.metrics import Metrics
     from eventwatch.models import Event
     from eventwatch.publication import Publication
     from eventwatch.settings import Settings
@@ -57,6 +59,16 @@ def delivery_for(settings: Settings) -> Delivery:
     return MaildirDelivery(settings.state_dir / "outbox")
 
 
+@dataclass(frozen=True, slots=True)
+class Health:
+    """What ``/healthz`` and systemd's STATUS= say about the reminders."""
+
+    scheduler: str
+    next_due: datetime | None
+    failed: int
+    pending: int
+
+
 class Reminders:
     """Reconciles the plan with the ledger and wakes at each due instant to send."""
 
@@ -64,10 +76,12 @@ class Reminders:
         self,
         ledger: Ledger,
         clock: Callable[[], datetime],
+        metrics: Metrics | None = None,
     ) -> None:
-        """Nothing is sent until ``start``."""
+        """Nothing is sent until ``start``; what happens is counted in ``metrics``, if given."""
         self.ledger = ledger
         self.clock = clock
+        self.metrics = metrics
         self.dispatcher: Dispatcher | None = None
         self.waker: Waker | None = None
         self._entries: dict[str, feeds.Entry] = {}
@@ -85,7 +99,7 @@ class Reminders:
         """Send again what a crash left in flight, take the plan, and wake when due."""
         requeued = await asyncio.to_thread(self.ledger.requeue_in_flight)
         if requeued:
-            log.warning("in flight at the last stop, sending again count=%d", requeued)
+            log.warning("in flight at the last stop, sending again", count=requeued)
         self.waker = Waker(self.wake, SWEEP, asyncio.get_running_loop())
         self.waker.start()
         await self.replan(loaded, built)
@@ -96,11 +110,11 @@ class Reminders:
         plan = await asyncio.to_thread(planner.reminders, loaded.calendars, settings.reminders)
         result = await asyncio.to_thread(self.ledger.reconcile, plan, self.clock())
         log.info(
-            "planned reminders=%d new=%d cancelled=%d revived=%d",
-            len(plan),
-            result.inserted,
-            result.cancelled,
-            result.revived,
+            "planned",
+            reminders=len(plan),
+            new=result.inserted,
+            cancelled=result.cancelled,
+            revived=result.revived,
         )
         self._entries = {e.event.uid: e for e in built.entries}
         self._built = built
@@ -138,7 +152,7 @@ class Reminders:
             if recipients:
                 sequence = changed.revision.sequence
                 count = self.ledger.add_notices(uid, kind, sequence, recipients, now)
-                log.info("notices queued kind=%s event=%s count=%d", kind, uid, count)
+                log.info("notices queued", kind=kind, event=uid, count=count)
         known = {(r.event.uid, r.recipient.address.lower()): r.recipient for r in plan}
         found: dict[str, planner.Reminder] = {}
         for row in self.ledger.pending_notices():
@@ -164,7 +178,7 @@ class Reminders:
         if self._stopping or self.dispatcher is None or self.waker is None:
             return
         async with self._busy:
-            await self.dispatcher.run_due(self.clock())
+            self._count(await self.dispatcher.run_due(self.clock()))
             self.waker.arm(await asyncio.to_thread(self.ledger.next_due))
         if self._preparing is None or self._preparing.done():
             # Build what falls due soon while nothing is due; a reload makes a new dispatcher.
@@ -175,7 +189,7 @@ class Reminders:
         try:
             return await dispatcher.prepare_ahead(self.clock())
         except Exception as exc:  # noqa: BLE001 - whatever failed, sending when due builds anew
-            log.warning("preparing ahead failed error=%r", str(exc))
+            log.warning("preparing ahead failed", error=str(exc))
             return 0
 
     async def _stop_preparing(self) -> None:
@@ -183,6 +197,28 @@ class Reminders:
             self._preparing.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._preparing
+
+    def _count(self, outcomes: list[Outcome]) -> None:
+        if self.metrics is None:
+            return
+        for outcome in outcomes:
+            if not outcome.attempted:
+                continue
+            self.metrics.attempts.labels(outcome.result).inc()
+            if outcome.reason:
+                self.metrics.failures.labels(outcome.reason).inc()
+            if outcome.lateness is not None:
+                self.metrics.lateness.observe(max(0.0, outcome.lateness))
+
+    def health(self) -> Health:
+        """The scheduler's state and what the ledger holds; ``OperationError`` if it fails."""
+        counts = self.ledger.counts()
+        return Health(
+            scheduler=self.waker.state if self.waker is not None else "stopped",
+            next_due=self.ledger.next_due(),
+            failed=counts.get("failed", 0),
+            pending=counts.get("pending", 0),
+        )
 
     async def stop(self) -> None:
         """Stop claiming, let sends in flight finish (up to ``GRACE``), requeue the rest."""
@@ -195,7 +231,7 @@ class Reminders:
                 await self._busy.acquire()
         requeued = await asyncio.to_thread(self.ledger.requeue_in_flight)
         if requeued:
-            log.warning("unfinished at stop, back to pending count=%d", requeued)
+            log.warning("unfinished at stop, back to pending", count=requeued)
         delivery = self.dispatcher.delivery if self.dispatcher else None
         if isinstance(delivery, SmtpDelivery):
             await delivery.close()

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.schedulers.base import STATE_PAUSED, STATE_RUNNING
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
@@ -54,6 +55,13 @@ class Waker:
             id="next",
             replace_existing=True,
             **_JOB,
+        )
+
+    @property
+    def state(self) -> str:
+        """``running``, ``paused`` or ``stopped``, as APScheduler reports it."""
+        return {STATE_RUNNING: "running", STATE_PAUSED: "paused"}.get(
+            self._scheduler.state, "stopped"
         )
 
     def stop(self) -> None:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, Self
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     HttpUrl,
@@ -139,12 +140,7 @@ class SmtpSettings(Section):
             return self
         if self.password is not None:
             raise InvalidField(("password_file",), "set password or password_file, not both")
-        try:
-            secret = self.password_file.read_text(encoding="utf-8").rstrip("\r\n")
-        except (OSError, UnicodeDecodeError) as exc:
-            reason = getattr(exc, "strerror", None) or str(exc)
-            msg = f"cannot read {self.password_file}: {reason}"
-            raise InvalidField(("password_file",), msg) from None
+        secret = _read_secret(self.password_file, ("password_file",))
         # The model is frozen for everyone else; this is its own validator completing it.
         object.__setattr__(self, "password", SecretStr(secret))
         return self
@@ -153,6 +149,34 @@ class SmtpSettings(Section):
     def effective_port(self) -> int:
         """The port to connect to: the setting, else the standard one for the security mode."""
         return self.port or {"starttls": 587, "tls": 465, "none": 25}[self.security]
+
+
+def _credential(name: str) -> Path | None:
+    """The systemd credential ``name`` (``$CREDENTIALS_DIRECTORY/NAME``), if there is one."""
+    folder = os.environ.get("CREDENTIALS_DIRECTORY")
+    if not folder:
+        return None
+    path = Path(folder) / name
+    return path if path.exists() else None
+
+
+def _read_secret(path: Path, loc: tuple[str, ...]) -> str:
+    """The secret in ``path``, without its final line break; a one-line error if unreadable."""
+    try:
+        return path.read_text(encoding="utf-8").rstrip("\r\n")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise InvalidField(loc, f"cannot read {path}: {reason}") from None
+
+
+class LogSettings(Section):
+    """What the daemon writes to stderr (the journal, under systemd)."""
+
+    level: Annotated[
+        Literal["debug", "info", "warning", "error"],
+        BeforeValidator(lambda v: v.lower() if isinstance(v, str) else v),
+    ] = "info"
+    format: Literal["text", "json"] = "text"
 
 
 class ReminderDefaults(ReminderPolicy):
@@ -209,6 +233,19 @@ class Settings(_Sourced):
     mail: MailSettings = MailSettings()
     smtp: SmtpSettings = SmtpSettings()
     reminders: ReminderDefaults = ReminderDefaults()
+    log: LogSettings = LogSettings()
+
+    @model_validator(mode="after")
+    def _smtp_password_from_credential(self) -> Self:
+        # Under systemd, LoadCredential=smtp-password:FILE puts the password here; read at
+        # every load (not in SmtpSettings, whose default instance is made at import).
+        credential = _credential("smtp-password")
+        if credential is not None and self.smtp.password is None:
+            secret = SecretStr(_read_secret(credential, ("smtp", "password")))
+            # Frozen for everyone else; this is its own validator completing it. A copy, as
+            # the section may be the shared default instance.
+            object.__setattr__(self, "smtp", self.smtp.model_copy(update={"password": secret}))
+        return self
 
     @model_validator(mode="after")
     def _smtp_needs_sender(self) -> Self:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email.utils
+import functools
 import gzip
 import threading
 from dataclasses import dataclass, field
@@ -16,15 +17,19 @@ from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, R
 from starlette.routing import Route
 
 from eventwatch import __version__, pages
+from eventwatch.errors import OperationError
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, MutableMapping
+    from typing import Any
 
     from starlette.requests import Request
     from starlette.types import ASGIApp, Receive, Scope, Send
 
     from eventwatch.feeds import Feed
+    from eventwatch.metrics import Metrics
     from eventwatch.publication import Publication
+    from eventwatch.reminding import Health
 
 _GZIP_KEPT = 16  # compressed bodies kept, newest first
 _HEADERS_KEPT = 256  # header sets kept (feeds x gzip x filters)
@@ -42,6 +47,9 @@ class State:
     gzip: bool
     last_reload: datetime
     last_reload_error: str | None = None
+    health: Callable[[], Health] | None = None
+    """The reminders' health, read in a worker; raises ``OperationError`` if the ledger fails."""
+    metrics: Metrics | None = None
     _compressed: dict[str, bytes] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -177,6 +185,47 @@ class _Feeds:
         )
 
 
+def _reminders_health(state: State) -> dict[str, object]:
+    """The reminders' part of the health check; the ledger is asked in a worker."""
+    if state.health is None:
+        return {}
+    try:
+        found = state.health()
+    except OperationError as exc:
+        return {"ledger": "unreachable", "ledger_error": str(exc)}
+    next_due = found.next_due.astimezone(UTC).isoformat() if found.next_due else None
+    return {
+        "ledger": "ok",
+        "scheduler": found.scheduler,
+        "next_reminder": next_due,
+        "pending_reminders": found.pending,
+        "failed_reminders": found.failed,
+    }
+
+
+def _metrics(state: State, request: Request) -> Response:
+    """Prometheus text format; a plain function, so Starlette runs it in a worker."""
+    del request
+    if state.metrics is None:
+        return PlainTextResponse("metrics are off\n", status_code=404)
+    return Response(
+        state.metrics.exposition(),
+        media_type=state.metrics.content_type,
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+def _counted(state: State, send: Send) -> Send:
+    """``send``, counting the response's status code among the feed requests."""
+
+    async def counting(message: MutableMapping[str, Any]) -> None:
+        if message["type"] == "http.response.start" and state.metrics is not None:
+            state.metrics.feed_requests.labels(str(message["status"])).inc()
+        await send(message)
+
+    return counting
+
+
 def create_app(state: State, clock: Callable[[], datetime]) -> ASGIApp:
     """The app serving ``state``; ``clock`` gives the time the index page lists events from."""
     feeds = _Feeds(state)
@@ -202,21 +251,28 @@ def create_app(state: State, clock: Callable[[], datetime]) -> ASGIApp:
     async def healthz(request: Request) -> Response:
         del request
         publication = state.publication
-        body = {
-            "status": "degraded" if state.last_reload_error else "ok",
+        body: dict[str, object] = {
+            "status": "ok",
             "version": __version__,
             "calendars": len(publication.calendars),
             "events": publication.event_count,
             "last_reload": state.last_reload.astimezone(UTC).isoformat(),
             "last_reload_error": state.last_reload_error,
         }
-        return JSONResponse(body, headers={"Cache-Control": "no-store"})
+        body |= await run_in_threadpool(_reminders_health, state)
+        degraded = state.last_reload_error is not None or body.get("ledger") == "unreachable"
+        if degraded:
+            body["status"] = "degraded"
+        return JSONResponse(
+            body, status_code=503 if degraded else 200, headers={"Cache-Control": "no-store"}
+        )
 
     framework = Starlette(
         routes=[
             Route("/", index, methods=["GET", "HEAD"]),
             Route("/feeds/{name}.ics", feeds, methods=["GET", "HEAD"]),
             Route("/healthz", healthz, methods=["GET", "HEAD"]),
+            Route("/metrics", functools.partial(_metrics, state), methods=["GET", "HEAD"]),
         ],
     )
 
@@ -228,7 +284,7 @@ def create_app(state: State, clock: Callable[[], datetime]) -> ASGIApp:
             and scope["path"].endswith(".ics")
             and scope["path"].count("/") == 2  # noqa: PLR2004 - /feeds/NAME.ics, nothing deeper
         ):
-            await feeds(scope, receive, send)
+            await feeds(scope, receive, _counted(state, send) if state.metrics else send)
         else:
             await framework(scope, receive, send)
 

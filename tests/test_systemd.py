@@ -1,0 +1,322 @@
+"""Under systemd: sd_notify, the watchdog, SIGHUP reloads, credentials and the unit file."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from eventwatch import systemd
+
+from .test_daemon import COMMAND, Running, _reminder_site, free_port, wait_for
+from .test_delivery import SECRET, Recorder, Server
+
+UNIT = Path(__file__).resolve().parents[1] / "systemd" / "eventwatch.service"
+
+
+class Listener:
+    """The service manager's end of ``$NOTIFY_SOCKET``: a datagram socket this test owns.
+
+    ``on_ready`` runs in the receiving thread the moment READY=1 arrives.
+    """
+
+    def __init__(self, folder: Path, on_ready: object = None) -> None:
+        """Bind a socket in ``folder`` and start receiving."""
+        self.path = folder / "notify.sock"
+        self.socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.socket.bind(str(self.path))
+        self.socket.settimeout(0.2)
+        self.received: list[tuple[float, dict[str, str]]] = []
+        self.on_ready = on_ready
+        self.ready_checks: list[object] = []
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._receive, daemon=True)
+        self._thread.start()
+
+    def _receive(self) -> None:
+        while not self._done.is_set():
+            try:
+                data = self.socket.recv(4096)
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            fields = dict(line.split("=", 1) for line in data.decode().splitlines())
+            if fields.get("READY") == "1" and callable(self.on_ready):
+                self.ready_checks.append(self.on_ready())
+            self.received.append((time.monotonic(), fields))
+
+    def with_key(self, key: str) -> list[dict[str, str]]:
+        """Every datagram that set ``key``, in order."""
+        return [fields for _, fields in self.received if key in fields]
+
+    def close(self) -> None:
+        """Stop receiving."""
+        self._done.set()
+        self._thread.join()
+        self.socket.close()
+
+
+def port_answers(port: int) -> bool:
+    """Whether something accepts connections on 127.0.0.1:``port`` right now."""
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except OSError:
+        return False
+    return True
+
+
+def metric(text: str, name: str, **labels: str) -> float:
+    """The value of one sample in a Prometheus text exposition (parsed by its own parser)."""
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                return float(sample.value)
+    pytest.fail(f"no sample {name} {labels}")
+
+
+# -- the notifier on its own ---------------------------------------------------------------
+
+
+def test_notify_sends_one_datagram_to_a_path_socket(tmp_path: Path) -> None:
+    """Fields become KEY=VALUE lines in one datagram."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as receiver:
+        receiver.bind(str(tmp_path / "n.sock"))
+        notifier = systemd.Notifier({"NOTIFY_SOCKET": str(tmp_path / "n.sock")})
+        assert notifier.notify(ready=1, status="3 events")
+        assert receiver.recv(100) == b"READY=1\nSTATUS=3 events"
+        notifier.close()
+
+
+def test_notify_reaches_an_abstract_socket() -> None:
+    """A NOTIFY_SOCKET starting with @ names an abstract socket."""
+    name = f"eventwatch-test-{os.getpid()}"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as receiver:
+        receiver.bind("\0" + name)
+        notifier = systemd.Notifier({"NOTIFY_SOCKET": "@" + name})
+        assert notifier.notify(stopping=1)
+        assert receiver.recv(100) == b"STOPPING=1"
+        notifier.close()
+
+
+def test_without_notify_socket_nothing_is_sent() -> None:
+    """Outside systemd, notifying does nothing and says so."""
+    notifier = systemd.Notifier({})
+    assert not notifier.enabled
+    assert not notifier.notify(ready=1)
+    assert notifier.watchdog is None
+
+
+def test_a_vanished_socket_is_logged_not_fatal(tmp_path: Path) -> None:
+    """A socket nobody listens on any more is a warning, never an exception."""
+    notifier = systemd.Notifier({"NOTIFY_SOCKET": str(tmp_path / "gone.sock")})
+    assert not notifier.notify(ready=1)
+    notifier.close()
+
+
+@pytest.mark.parametrize(
+    ("environ", "expected"),
+    [
+        ({"WATCHDOG_USEC": "400000"}, timedelta(seconds=0.2)),
+        ({"WATCHDOG_USEC": "400000", "WATCHDOG_PID": str(os.getpid())}, timedelta(seconds=0.2)),
+        ({"WATCHDOG_USEC": "400000", "WATCHDOG_PID": "1"}, None),  # meant for another process
+        ({"WATCHDOG_USEC": "0"}, None),
+        ({"WATCHDOG_USEC": "soon"}, None),
+    ],
+)
+def test_watchdog_interval_is_half_of_watchdog_usec(
+    environ: dict[str, str], expected: timedelta | None
+) -> None:
+    """Pings every WATCHDOG_USEC / 2, and only when the variable is meant for this process."""
+    assert systemd.Notifier(environ).watchdog == expected
+
+
+# -- the daemon under a pretend service manager ---------------------------------------------
+
+
+def test_ready_watchdog_reload_and_stopping(root: Path, tmp_path: Path) -> None:
+    """READY=1 once the port answers; the watchdog; RELOADING/READY; STOPPING.
+
+    WATCHDOG=1 comes at half of WATCHDOG_USEC, RELOADING=1 and READY=1 around SIGHUP, and
+    STOPPING=1 on SIGTERM.
+    """
+    port = free_port()
+    listener = Listener(tmp_path, on_ready=lambda: port_answers(port))
+    env = {"NOTIFY_SOCKET": str(listener.path), "WATCHDOG_USEC": "400000"}
+    try:
+        running = Running(root, env, port)
+        wait_for(lambda: listener.with_key("READY"))
+        (first,) = listener.with_key("READY")
+        assert "3 events, next reminder" in first["STATUS"]
+        assert listener.ready_checks == [True]  # the port answered when READY=1 came
+
+        time.sleep(1.5)
+        pings = [at for at, fields in listener.received if fields.get("WATCHDOG") == "1"]
+        assert len(pings) >= 5
+        gaps = [b - a for a, b in itertools.pairwise(pings)]
+        assert 0.15 < statistics.median(gaps) < 0.3
+
+        running.process.send_signal(signal.SIGHUP)
+        wait_for(lambda: len(listener.with_key("READY")) == 2)
+        keys = [k for _, fields in listener.received for k in fields if k != "WATCHDOG"]
+        keys = [k for k in keys if k in {"READY", "RELOADING"}]
+        assert keys == ["READY", "RELOADING", "READY"]
+        reloading = listener.with_key("RELOADING")[0]
+        assert int(reloading["MONOTONIC_USEC"]) > 0
+
+        code, log = running.stop()
+        assert code == 0, log
+        assert listener.with_key("STOPPING")[-1]["STOPPING"] == "1"
+    finally:
+        listener.close()
+
+
+def test_sighup_with_a_broken_file_keeps_the_last_good_then_recovers(
+    root: Path, tmp_path: Path
+) -> None:
+    """A broken calendar on SIGHUP keeps the last good; the fixed one recovers.
+
+    The old feed and reminders stay while healthz, metrics and STATUS say the reload failed.
+    """
+    listener = Listener(tmp_path)
+    # Files are not polled during this test: only SIGHUP reloads.
+    env = {"NOTIFY_SOCKET": str(listener.path), "EVENTWATCH_FEEDS__RELOAD_EVERY": "PT1H"}
+    try:
+        running = Running(root, env)
+        feed = running.get("/feeds/all.ics").content
+        before = running.get("/metrics").text
+        pending = metric(before, "eventwatch_reminders", status="pending")
+        assert metric(before, "eventwatch_last_reload_success") == 1
+
+        path = root / "calendars" / "nato-2026.toml"
+        good = path.read_text()
+        path.write_text(good.replace('timezone = "Europe/Istanbul"', 'timezone = "Europe/Ankara"'))
+        running.process.send_signal(signal.SIGHUP)
+        wait_for(lambda: len(listener.with_key("READY")) == 2)
+        assert "last reload FAILED" in listener.with_key("READY")[-1]["STATUS"]
+        health = running.get("/healthz")
+        assert health.status_code == 503
+        assert health.json()["status"] == "degraded"
+        assert "Europe/Ankara" in health.json()["last_reload_error"]
+        assert running.get("/feeds/all.ics").content == feed
+        after = running.get("/metrics").text
+        assert metric(after, "eventwatch_last_reload_success") == 0
+        assert metric(after, "eventwatch_reminders", status="pending") == pending
+        assert metric(after, "eventwatch_events") == 3
+
+        path.write_text(good)
+        running.process.send_signal(signal.SIGHUP)
+        wait_for(lambda: len(listener.with_key("READY")) == 3)
+        assert "FAILED" not in listener.with_key("READY")[-1]["STATUS"]
+        health = running.get("/healthz")
+        assert (health.status_code, health.json()["status"]) == (200, "ok")
+        assert metric(running.get("/metrics").text, "eventwatch_last_reload_success") == 1
+        code, log = running.stop()
+    finally:
+        listener.close()
+    assert code == 0
+    assert "calendars/nato-2026.toml" in log
+    assert "events[2].timezone" in log
+
+
+def test_smtp_password_from_credentials_directory(tmp_path: Path) -> None:
+    """$CREDENTIALS_DIRECTORY/smtp-password is the password; it shows nowhere."""
+    recorder = Recorder()
+    server = Server(recorder, auth_require_tls=False)
+    credentials = tmp_path / "credentials"
+    credentials.mkdir()
+    (credentials / "smtp-password").write_text(SECRET + "\n")
+    try:
+        due = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=4)
+        _reminder_site(tmp_path, server.port, due, due + timedelta(days=30))
+        config = tmp_path / "config" / "eventwatch.toml"
+        config.write_text(config.read_text() + 'username = "eventwatch"\n')
+        running = Running(tmp_path, {"CREDENTIALS_DIRECTORY": str(credentials)})
+        wait_for(lambda: len(recorder.received) == 1, timeout=20)
+        pages = [running.get(p).text for p in ("/healthz", "/metrics", "/")]
+        code, log = running.stop()
+    finally:
+        server.stop()
+    assert code == 0, log
+    assert recorder.logins == [("eventwatch", SECRET)]
+    for text in [*pages, log]:
+        assert SECRET not in text
+
+
+def test_unreadable_credential_is_a_one_line_error(tmp_path: Path) -> None:
+    """A credential that cannot be read stops the start with exit 2, naming it."""
+    credentials = tmp_path / "credentials"
+    (credentials / "smtp-password").mkdir(parents=True)  # a folder: cannot be read as a file
+    _reminder_site(tmp_path, 25, datetime.now(UTC), datetime.now(UTC))
+    done = subprocess.run(
+        [str(COMMAND), "--config", str(tmp_path / "config" / "eventwatch.toml"), "check"],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=os.environ | {"CREDENTIALS_DIRECTORY": str(credentials)},
+    )
+    assert done.returncode == 2
+    (line,) = done.stderr.splitlines()
+    assert "smtp.password" in line
+    assert "smtp-password" in line
+
+
+def test_json_logs_one_object_a_line(root: Path) -> None:
+    """[log] format = "json": every line of the daemon's log is a JSON object with a level."""
+    running = Running(root, {"EVENTWATCH_LOG__FORMAT": "json", "EVENTWATCH_LOG__LEVEL": "INFO"})
+    code, log = running.stop()
+    assert code == 0
+    lines = [json.loads(line) for line in log.splitlines()]
+    assert {"level", "component", "event"} <= set(lines[0])
+    assert any(line["event"] == "ready" and "address" in line for line in lines)
+
+
+# -- the unit file ----------------------------------------------------------------------------
+
+ANALYZE = shutil.which("systemd-analyze")
+
+
+@pytest.mark.skipif(ANALYZE is None, reason="systemd-analyze is not installed here")
+def test_unit_security_exposure_is_at_most_2() -> None:
+    """systemd's own rating of the unit's hardening: 2.0 or below."""
+    done = subprocess.run(
+        [str(ANALYZE), "security", "--offline=yes", str(UNIT)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    found = re.search(r"Overall exposure level for eventwatch.service: (\d+\.\d+)", done.stdout)
+    assert found is not None, done.stdout + done.stderr
+    assert float(found.group(1)) <= 2.0
+
+
+@pytest.mark.skipif(ANALYZE is None, reason="systemd-analyze is not installed here")
+def test_unit_verifies_clean() -> None:
+    """systemd-analyze verify says nothing about the unit but the absent binary.
+
+    It exits 0 even on unknown keys, so its stderr is read; the binary is where the docs
+    install it, absent here.
+    """
+    done = subprocess.run(
+        [str(ANALYZE), "verify", str(UNIT)], capture_output=True, text=True, check=False
+    )
+    complaints = [
+        line
+        for line in done.stderr.splitlines()
+        if "eventwatch" in line
+        and "/opt/eventwatch/venv/bin/eventwatch is not executable" not in line
+    ]
+    assert complaints == []
