@@ -16,6 +16,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -320,3 +321,47 @@ def test_unit_verifies_clean() -> None:
         and "/opt/eventwatch/venv/bin/eventwatch is not executable" not in line
     ]
     assert complaints == []
+
+
+def test_socket_activation_takes_the_passed_socket(root: Path) -> None:
+    """With LISTEN_FDS=1 and LISTEN_PID its own, the daemon serves on fd 3 and binds nothing.
+
+    The passed socket holds the configured port, so a daemon that tried to bind it itself
+    would fail with "address in use".
+    """
+    with socket.create_server(("127.0.0.1", 0)) as passed:
+        port = passed.getsockname()[1]
+        fd = passed.fileno()
+        process = subprocess.Popen(
+            [
+                "/bin/sh",
+                "-c",
+                'LISTEN_PID=$$ LISTEN_FDS=1 exec "$0" "$@"',
+                str(COMMAND),
+                "--config",
+                str(root / "config" / "eventwatch.toml"),
+                "--set",
+                f"server.port={port}",
+                "run",
+            ],
+            stderr=subprocess.PIPE,
+            text=True,
+            pass_fds=(3,),
+            preexec_fn=lambda: os.dup2(fd, 3),  # noqa: PLW1509 - the child's fd 3, as systemd does
+        )
+        try:
+            wait_for(lambda: _healthy(port) or process.poll() is not None)
+            assert process.poll() is None, process.communicate()[1]
+        finally:
+            process.send_signal(signal.SIGTERM)
+            _, log = process.communicate(timeout=20)
+    assert process.returncode == 0, log
+    assert "listening on the socket systemd passed" in log
+
+
+def _healthy(port: int) -> bool:
+    """Whether eventwatch itself answers /healthz on ``port`` (a bare socket would not)."""
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
