@@ -9,10 +9,14 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from eventwatch import feeds, publication, web
+from eventwatch.errors import OperationError
 from eventwatch.ledger import Ledger
+from eventwatch.metrics import Metrics
 from eventwatch.models import Calendar, ReminderPolicy
+from eventwatch.reminding import Health
 
 from .conftest import serving
 
@@ -246,6 +250,81 @@ class TestPages:
         assert (body["calendars"], body["events"]) == (2, 4)
         assert body["last_reload"] == NOW.isoformat()
         assert body["last_reload_error"] is None
+
+
+class TestHealthAndMetrics:
+    """/healthz with the reminders' side, and /metrics."""
+
+    def test_ledger_unreachable_is_503_degraded(self, state: web.State) -> None:
+        """A ledger that does not answer makes the service degraded, HTTP 503."""
+
+        def broken() -> Health:
+            msg = "state/eventwatch.db: the state database does not answer: disk I/O error"
+            raise OperationError(msg)
+
+        state.health = broken
+        with serving(web.create_app(state, lambda: NOW)) as url:
+            answer = httpx.get(f"{url}/healthz")
+        assert answer.status_code == 503
+        body = answer.json()
+        assert (body["status"], body["ledger"]) == ("degraded", "unreachable")
+        assert "disk I/O error" in body["ledger_error"]
+
+    def test_reminders_in_health(self, state: web.State) -> None:
+        """Scheduler state, next reminder and counts come from the reminders' health."""
+        due = datetime(2026, 7, 6, 6, tzinfo=UTC)
+        state.health = lambda: Health("running", due, failed=2, pending=5)
+        with serving(web.create_app(state, lambda: NOW)) as url:
+            answer = httpx.get(f"{url}/healthz")
+        assert answer.status_code == 200
+        body = answer.json()
+        assert body["scheduler"] == "running"
+        assert body["next_reminder"] == "2026-07-06T06:00:00+00:00"
+        assert (body["pending_reminders"], body["failed_reminders"]) == (5, 2)
+
+    def test_failed_reload_is_503_degraded(self, state: web.State, client: httpx.Client) -> None:
+        """A failed reload is reported, and the feeds are still served."""
+        state.last_reload_error = "calendars/x.toml:3: events[0].start: bad"
+        answer = client.get("/healthz")
+        assert (answer.status_code, answer.json()["status"]) == (503, "degraded")
+        assert plain(client, "/feeds/all.ics").status_code == 200
+
+    def test_metrics_count_feed_requests_by_code(self, state: web.State) -> None:
+        """Feed requests are counted by status code; the exposition parses as Prometheus text."""
+        state.metrics = Metrics()
+        state.metrics.watch_ledger(lambda: {"pending": 4, "sent": 2})
+        with serving(web.create_app(state, lambda: NOW)) as url, httpx.Client(base_url=url) as http:
+            etag = plain(http, "/feeds/all.ics").headers["ETag"]
+            plain(http, "/feeds/all.ics", **{"If-None-Match": etag})
+            plain(http, "/feeds/all.ics", **{"If-None-Match": etag})
+            plain(http, "/feeds/nope.ics")
+            answer = http.get("/metrics")
+        assert answer.headers["content-type"].startswith("text/plain; version=")  # text format
+        samples = {
+            (s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(answer.text)
+            for s in family.samples
+        }
+        requests = "eventwatch_feed_requests_total"
+        assert samples[(requests, (("code", "200"),))] == 1
+        assert samples[(requests, (("code", "304"),))] == 2
+        assert samples[(requests, (("code", "404"),))] == 1
+        assert samples[("eventwatch_reminders", (("status", "pending"),))] == 4
+        assert samples[("eventwatch_ledger_up", ())] == 1
+
+    def test_metrics_say_when_the_ledger_does_not_answer(self, state: web.State) -> None:
+        """A failing ledger is eventwatch_ledger_up 0, not a failed scrape."""
+
+        def broken() -> dict[str, int]:
+            msg = "no database"
+            raise OperationError(msg)
+
+        state.metrics = Metrics()
+        state.metrics.watch_ledger(broken)
+        with serving(web.create_app(state, lambda: NOW)) as url:
+            answer = httpx.get(f"{url}/metrics")
+        assert answer.status_code == 200
+        assert "eventwatch_ledger_up 0.0" in answer.text
 
 
 @pytest.mark.parametrize(

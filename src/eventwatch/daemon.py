@@ -234,7 +234,8 @@ class Daemon:
                 helper.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await helper
-            self.notifier.notify(stopping=1, status="stopping")
+            if not self.stopping.is_set():  # stopped otherwise than by a signal
+                self.notifier.notify(stopping=1, status="stopping")
             await self.reminders.stop()
             for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 loop.remove_signal_handler(signum)
@@ -263,6 +264,7 @@ class Daemon:
     def _stop(self, signum: int) -> None:
         """Signal handler: only sets state; the server's own loop does the stopping."""
         log.info("stopping", signal=signal.Signals(signum).name)
+        self.notifier.notify(stopping=1, status="stopping: finishing sends in flight")
         self.stopping.set()
         if self.server is not None:
             self.server.should_exit = True

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 # The *_created series (a start time per counter) add a line per counter that no dashboard
 # here uses; the process start is in the journal.
-disable_created_metrics()
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 _LATENESS_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 6 * 3600)
 _RENDER_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
