@@ -115,6 +115,14 @@ class Metrics:
         self.calendars = Gauge("eventwatch_calendars", "Calendars loaded", registry=registry)
         for result in ("sent", "retry", "failed"):
             self.attempts.labels(result)
+        self._feed_children: dict[int, Counter] = {}
+
+    def feed_request(self, code: int) -> None:
+        """Count one feed response with status ``code`` (the children are kept: a hot path)."""
+        child = self._feed_children.get(code)
+        if child is None:
+            child = self._feed_children[code] = self.feed_requests.labels(str(code))
+        child.inc()
 
     def watch_ledger(self, counts: Callable[[], Mapping[str, int]]) -> None:
         """Report reminders by status from ``counts`` at each scrape."""

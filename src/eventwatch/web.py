@@ -20,8 +20,7 @@ from eventwatch import __version__, pages
 from eventwatch.errors import OperationError
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, MutableMapping
-    from typing import Any
+    from collections.abc import Callable
 
     from starlette.requests import Request
     from starlette.types import ASGIApp, Receive, Scope, Send
@@ -157,9 +156,12 @@ class _Feeds:
             if categories
             else publication.feed(name)
         )
+        metrics = self.state.metrics
         if found is None:
             missing = PlainTextResponse(f"no calendar {name!r}\n", status_code=404)
             await missing(scope, receive, send)
+            if metrics is not None:
+                metrics.feed_request(404)
             return
         request = Headers(scope=scope)
         use_gzip = self.state.gzip and accepts_gzip(request.get("accept-encoding", ""))
@@ -174,6 +176,8 @@ class _Feeds:
         if fresh:
             await send({"type": "http.response.start", "status": 304, "headers": headers})
             await send({"type": "http.response.body", "body": b""})
+            if metrics is not None:
+                metrics.feed_request(304)
             return
         body = await run_in_threadpool(self.state.compressed, found) if use_gzip else found.body
         extra = [(b"content-type", _CALENDAR), (b"content-length", str(len(body)).encode())]
@@ -183,6 +187,8 @@ class _Feeds:
         await send(
             {"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else body},
         )
+        if metrics is not None:
+            metrics.feed_request(200)
 
 
 def _reminders_health(state: State) -> dict[str, object]:
@@ -213,17 +219,6 @@ def _metrics(state: State, request: Request) -> Response:
         media_type=state.metrics.content_type,
         headers={"Cache-Control": "no-store"},
     )
-
-
-def _counted(state: State, send: Send) -> Send:
-    """``send``, counting the response's status code among the feed requests."""
-
-    async def counting(message: MutableMapping[str, Any]) -> None:
-        if message["type"] == "http.response.start" and state.metrics is not None:
-            state.metrics.feed_requests.labels(str(message["status"])).inc()
-        await send(message)
-
-    return counting
 
 
 def create_app(state: State, clock: Callable[[], datetime]) -> ASGIApp:
@@ -284,7 +279,7 @@ def create_app(state: State, clock: Callable[[], datetime]) -> ASGIApp:
             and scope["path"].endswith(".ics")
             and scope["path"].count("/") == 2  # noqa: PLR2004 - /feeds/NAME.ics, nothing deeper
         ):
-            await feeds(scope, receive, _counted(state, send) if state.metrics else send)
+            await feeds(scope, receive, send)
         else:
             await framework(scope, receive, send)
 
