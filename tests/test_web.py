@@ -112,12 +112,20 @@ class TestFeeds:
         assert "UID:beta/one@eventwatch" in body
 
     def test_if_none_match_gives_304(self, client: httpx.Client) -> None:
-        """A client holding the current ETag gets 304 with no body."""
-        etag = plain(client, "/feeds/alpha.ics").headers["etag"]
+        """A client holding the current ETag gets 304 with no body.
+
+        It carries what RFC 9110 (15.4.5) lists for a 304 and no representation metadata.
+        """
+        first = plain(client, "/feeds/alpha.ics")
+        etag = first.headers["etag"]
         again = plain(client, "/feeds/alpha.ics", **{"If-None-Match": etag})
         assert again.status_code == 304
         assert again.content == b""
         assert again.headers["etag"] == etag
+        assert again.headers["cache-control"] == first.headers["cache-control"]
+        assert again.headers["vary"] == "Accept-Encoding"
+        assert "content-disposition" not in again.headers
+        assert "last-modified" not in again.headers
 
     def test_weak_and_listed_etags_match(self, client: httpx.Client) -> None:
         """If-None-Match compares weakly and accepts a list."""

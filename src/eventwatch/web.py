@@ -34,6 +34,7 @@ _GZIP_KEPT = 16  # compressed bodies kept, newest first
 _HEADERS_KEPT = 256  # header sets kept (feeds x gzip x filters)
 _CALENDAR = b"text/calendar; charset=utf-8"
 _READ = frozenset({"GET", "HEAD"})
+_Headers = list[tuple[bytes, bytes]]
 
 
 @dataclass
@@ -120,30 +121,34 @@ class _Feeds:
 
     def __init__(self, state: State) -> None:
         self.state = state
-        self._headers: dict[tuple[str, str, bool, int, bool], list[tuple[bytes, bytes]]] = {}
+        self._headers: dict[tuple[str, str, bool, int, bool], tuple[_Headers, _Headers]] = {}
 
-    def _fixed_headers(self, feed: Feed, name: str, use_gzip: bool) -> list[tuple[bytes, bytes]]:  # noqa: FBT001
-        """The headers a 200 and a 304 share, built once per feed and kept."""
+    def _fixed_headers(self, feed: Feed, name: str, use_gzip: bool) -> tuple[_Headers, _Headers]:  # noqa: FBT001
+        """The headers of a 304 and those a 200 adds to them, built once per feed and kept.
+
+        A 304 carries ETag, Cache-Control and Vary only: RFC 9110 (15.4.5) asks a server not
+        to repeat representation metadata there, and every header costs on the busiest path.
+        """
         state = self.state
         key = (feed.etag, name, use_gzip, state.max_age, state.gzip)
         found = self._headers.get(key)
         if found is not None:
             return found
         etag = f'{feed.etag[:-1]}-gzip"' if use_gzip else feed.etag
-        headers = [
+        short = [
             (b"etag", etag.encode()),
             (b"cache-control", f"public, max-age={state.max_age}".encode()),
-            (b"content-disposition", f'inline; filename="{name}.ics"'.encode()),
         ]
         if state.gzip:
-            headers.append((b"vary", b"Accept-Encoding"))
+            short.append((b"vary", b"Accept-Encoding"))
+        full = [*short, (b"content-disposition", f'inline; filename="{name}.ics"'.encode())]
         if feed.last_modified is not None:
             stamp = email.utils.format_datetime(feed.last_modified, usegmt=True)
-            headers.append((b"last-modified", stamp.encode()))
+            full.append((b"last-modified", stamp.encode()))
         if len(self._headers) > _HEADERS_KEPT:
             self._headers.clear()
-        self._headers[key] = headers
-        return headers
+        self._headers[key] = (short, full)
+        return short, full
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope["path"]
@@ -165,8 +170,8 @@ class _Feeds:
             return
         request = Headers(scope=scope)
         use_gzip = self.state.gzip and accepts_gzip(request.get("accept-encoding", ""))
-        headers = self._fixed_headers(found, name, use_gzip)
-        etag = headers[0][1].decode()
+        short, headers = self._fixed_headers(found, name, use_gzip)
+        etag = short[0][1].decode()
         fresh = not_modified(
             request.get("if-none-match"),
             request.get("if-modified-since"),
@@ -174,7 +179,7 @@ class _Feeds:
             found.last_modified,
         )
         if fresh:
-            await send({"type": "http.response.start", "status": 304, "headers": headers})
+            await send({"type": "http.response.start", "status": 304, "headers": short})
             await send({"type": "http.response.body", "body": b""})
             if metrics is not None:
                 metrics.feed_request(304)
