@@ -78,12 +78,12 @@ class Running:
         """GET ``path`` uncompressed."""
         return httpx.get(f"{self.url}{path}", headers={"Accept-Encoding": "identity"}, timeout=5)
 
-    def stop(self, signum: signal.Signals = signal.SIGTERM) -> tuple[int, str]:
+    def stop(self, signum: signal.Signals = signal.SIGTERM, timeout: float = 10) -> tuple[int, str]:
         """Send ``signum``; the exit code and log once it has stopped."""
         if self.process.poll() is None:
             self.process.send_signal(signum)
         try:
-            _, log = self.process.communicate(timeout=10)
+            _, log = self.process.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
             self.process.kill()
             _, log = self.process.communicate()
@@ -241,13 +241,15 @@ def test_invalid_start_refuses_to_run(root: Path) -> None:
     assert "Traceback" not in done.stderr
 
 
-def _reminder_site(root: Path, port: int, first: datetime, second: datetime) -> None:
+def _reminder_site(
+    root: Path, port: int, first: datetime, second: datetime, timeout: int = 5
+) -> None:
     """Settings for SMTP to ``port``, and two events whose P1D reminders fall due at the times."""
     (root / "config").mkdir(exist_ok=True)
     (root / "config" / "eventwatch.toml").write_text(
         'calendars_dir = "../calendars"\nstate_dir = "../state"\n'
         '[mail]\ndelivery = "smtp"\nfrom = "eventwatch <eventwatch@example.org>"\n'
-        f'[smtp]\nhost = "127.0.0.1"\nport = {port}\nsecurity = "none"\ntimeout = 5\n',
+        f'[smtp]\nhost = "127.0.0.1"\nport = {port}\nsecurity = "none"\ntimeout = {timeout}\n',
     )
     events = ""
     for n, due in enumerate((first, second)):
@@ -375,3 +377,92 @@ def test_refused_connection_then_server_back(tmp_path: Path) -> None:
     assert "SMTPConnectError" in first.detail  # type: ignore[attr-defined]
     assert second.result == "sent"  # type: ignore[attr-defined]
     assert len(recorder.received) == 1
+
+
+def _message_id(content: bytes) -> bytes:
+    """The Message-ID header of a raw message."""
+    return content.split(b"Message-ID: ")[1].split(b"\r\n")[0]
+
+
+def _statuses(root: Path) -> list[str]:
+    """The status of each reminder in the ledger of the state folder under ``root``."""
+    ledger = Ledger.in_folder(root / "state")
+    try:
+        return sorted(row.status.value for row in ledger.rows().values())
+    finally:
+        ledger.close()
+
+
+def test_sigkill_mid_send_sends_again_with_the_same_message_id(tmp_path: Path) -> None:
+    """A daemon killed while the server holds its DATA sends the reminder again at start."""
+    recorder = Recorder()
+    recorder.stalls = [30.0]  # the first transaction hangs until the daemon is gone
+    server = Server(recorder, auth_require_tls=False)
+    try:
+        origin = datetime.now(UTC).replace(microsecond=0)
+        _reminder_site(
+            tmp_path, server.port, origin + timedelta(seconds=4), origin + timedelta(days=2)
+        )
+        running = Running(tmp_path)
+        wait_for(lambda: len(recorder.stalled) == 1, timeout=20)
+        running.process.kill()
+        running.stop()
+        assert _statuses(tmp_path) == ["pending", "sending"]  # what the kill left
+        again = Running(tmp_path)
+        wait_for(lambda: len(recorder.received) == 1, timeout=20)
+        code, log = again.stop()
+    finally:
+        server.stop()
+    assert code == 0, log
+    assert "in flight at the last stop, sending again" in log
+    (envelope,) = recorder.received
+    assert _message_id(envelope.content) == _message_id(recorder.stalled[0])
+    assert _statuses(tmp_path) == ["pending", "sent"]
+
+
+def test_sigterm_lets_a_send_in_flight_finish(tmp_path: Path) -> None:
+    """SIGTERM during a slow SMTP transaction waits for it, records it sent, and exits 0."""
+    recorder = Recorder()
+    recorder.stalls = [2.0]
+    server = Server(recorder, auth_require_tls=False)
+    try:
+        origin = datetime.now(UTC).replace(microsecond=0)
+        _reminder_site(
+            tmp_path, server.port, origin + timedelta(seconds=4), origin + timedelta(days=2)
+        )
+        running = Running(tmp_path)
+        wait_for(lambda: len(recorder.stalled) == 1, timeout=20)
+        code, log = running.stop()
+    finally:
+        server.stop()
+    assert code == 0, log
+    assert len(recorder.received) == 1, log
+    assert "reminder sent" in log
+    assert "back to pending" not in log
+    assert "Traceback" not in log
+    assert _statuses(tmp_path) == ["pending", "sent"]
+
+
+def test_sigterm_gives_up_a_hung_send_after_the_grace(tmp_path: Path) -> None:
+    """A send still hanging 10 s after SIGTERM goes back to pending and the daemon exits 0."""
+    recorder = Recorder()
+    recorder.stalls = [60.0]
+    server = Server(recorder, auth_require_tls=False)
+    try:
+        origin = datetime.now(UTC).replace(microsecond=0)
+        first, second = origin + timedelta(seconds=4), origin + timedelta(days=2)
+        _reminder_site(tmp_path, server.port, first, second, timeout=40)
+        running = Running(tmp_path)
+        wait_for(lambda: len(recorder.stalled) == 1, timeout=20)
+        began = time.monotonic()
+        code, log = running.stop(timeout=30)
+        took = time.monotonic() - began
+    finally:
+        server.stop()
+    assert code == 0, log
+    assert 10 <= took < 15, took
+    assert "sends in flight did not finish in time" in log
+    assert "unfinished at stop, back to pending" in log
+    assert "Traceback" not in log
+    assert recorder.received == []
+    assert _statuses(tmp_path) == ["pending", "pending"]

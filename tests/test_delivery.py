@@ -60,6 +60,10 @@ class Recorder:
         self.logins: list[tuple[str, str]] = []
         self.ehlos = 0
         self.arrived: list[float] = []
+        self.stalls: list[float] = []
+        """Seconds to wait before answering DATA, one per message, taken in turn."""
+        self.stalled: list[bytes] = []
+        """What arrived while the server made the sender wait."""
 
     async def handle_EHLO(
         self,
@@ -84,7 +88,10 @@ class Recorder:
         return "250 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        """Refuse with the next queued reply, if any, else keep the message."""
+        """Wait as told, then refuse with the next queued reply, if any, else keep the message."""
+        if self.stalls:
+            self.stalled.append(envelope.content)
+            await asyncio.sleep(self.stalls.pop(0))
         if self.data_replies:
             return self.data_replies.pop(0)
         self.received.append(envelope)

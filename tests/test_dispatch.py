@@ -25,14 +25,15 @@ DUE = datetime(2026, 7, 6, 6, 0, tzinfo=UTC)  # P1D before the summit, 09:00 Ist
 STARTS = datetime(2026, 7, 7, 6, 0, tzinfo=UTC)
 
 
-def plan() -> list[planner.Reminder]:
-    """The summit's P1D reminder for one recipient."""
+def plan(recipients: int = 1) -> list[planner.Reminder]:
+    """The summit's P1D reminder for one recipient (or ``recipients``)."""
+    addresses = ["duty@example.org"] + [f"r{n}@example.org" for n in range(1, recipients)]
     cal = Calendar.model_validate(
         {
             "id": "nato-2026",
             "name": "NATO",
             "timezone": "Europe/Istanbul",
-            "reminders": {"offsets": ["P1D"], "recipients": [{"address": "duty@example.org"}]},
+            "reminders": {"offsets": ["P1D"], "recipients": [{"address": a} for a in addresses]},
             "events": [{"id": "summit", "title": "Summit", "start": date(2026, 7, 7)}],
         },
     )
@@ -216,3 +217,38 @@ def test_only_what_falls_due_soon_is_built_ahead(ledger: Ledger) -> None:
 def test_backoff_doubles_to_an_hour(attempts: int, minutes: int) -> None:
     """1 minute, doubling, never more than an hour."""
     assert backoff(attempts) == timedelta(minutes=minutes)
+
+
+class Halting:
+    """A delivery that accepts one message and halts its dispatcher while doing so."""
+
+    def __init__(self) -> None:
+        """Accept, and halt ``dispatcher`` (set before use) at the first message."""
+        self.dispatcher: Dispatcher | None = None
+        self.accepted: list[str] = []
+        self.parallel = 1
+
+    async def deliver(self, message: messages.Outgoing) -> str:
+        """Accept, as SIGTERM arrives mid-batch."""
+        assert self.dispatcher is not None
+        self.dispatcher.halt()
+        self.accepted.append(message.recipient)
+        return "250 OK"
+
+
+def test_halt_starts_no_new_send(tmp_path: Path) -> None:
+    """Halted mid-batch, the send in flight ends sent and the rest stay claimed for requeueing."""
+    reminders = plan(recipients=3)
+    ledger = Ledger.in_folder(tmp_path / "state")
+    ledger.reconcile(reminders, DUE - timedelta(days=30))
+    halting = Halting()
+    send = dispatcher(ledger, halting)
+    send.plan = {r.key: r for r in reminders}
+    halting.dispatcher = send
+    (outcome,) = asyncio.run(send.run_due(DUE))
+    assert outcome.result == "sent"
+    assert halting.accepted == [outcome.row.recipient]
+    assert asyncio.run(send.run_due(DUE)) == []  # halted: nothing more is claimed
+    statuses = sorted(row.status.value for row in ledger.rows().values())
+    assert statuses == ["sending", "sending", "sent"]
+    assert ledger.requeue_in_flight() == 2

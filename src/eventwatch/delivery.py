@@ -124,6 +124,9 @@ class SmtpDelivery:
             except aiosmtplib.SMTPResponseException as exc:
                 await _close(client)
                 raise DeliveryError(f"{exc.code} {exc.message}", permanent=exc.code >= 500) from exc  # noqa: PLR2004
+            except asyncio.CancelledError:
+                client.close()  # given up mid-transaction at shutdown: drop the connection
+                raise
             except (aiosmtplib.SMTPException, OSError, ssl.SSLError) as exc:
                 # Refused connections, time-outs, TLS failures and a server without
                 # STARTTLS: nothing was accepted; the server may be fixed, so try again.

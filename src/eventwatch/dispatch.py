@@ -55,6 +55,19 @@ class Outcome:
     """For a sent reminder, seconds from its due instant until it was accepted."""
 
 
+def _report(outcome: Outcome) -> None:
+    """One log line for what became of one reminder."""
+    row = outcome.row
+    report = log.info if outcome.result == "sent" else log.warning
+    report(
+        f"reminder {outcome.result}",
+        key=row.key,
+        recipient=row.recipient,
+        offset=row.offset,
+        detail=outcome.detail,
+    )
+
+
 def backoff(attempts: int) -> timedelta:
     """The wait before attempt ``attempts + 1``: 1 minute, doubling, at most 1 hour."""
     return min(FIRST_RETRY * (1 << max(attempts - 1, 0)), LAST_RETRY)
@@ -72,6 +85,16 @@ class Dispatcher:
     attachment: Callable[[Event], bytes]
     prepared: dict[str, messages.Outgoing] = field(default_factory=dict)
     """Messages built ahead of their due instant, dated then; touched only on the loop."""
+    halted: bool = False
+    """Set at shutdown: claim nothing more and start no new send."""
+
+    def halt(self) -> None:
+        """Claim nothing more and start no new send; what is claimed stays ``sending``.
+
+        Sends already handed to the delivery go on; the ledger's ``requeue_in_flight`` puts
+        the rows left ``sending`` back to pending, to be sent at the next start.
+        """
+        self.halted = True
 
     async def prepare_ahead(self, now: datetime) -> int:
         """Build the messages of first attempts due in the next ``PREPARE_AHEAD``; how many.
@@ -115,6 +138,8 @@ class Dispatcher:
         already being sent, on as many connections as the delivery allows; SQL runs in a
         worker too, so nothing here stalls the event loop.
         """
+        if self.halted:
+            return []
         started = time.monotonic()
         rows = await asyncio.to_thread(self.ledger.claim_due, now)
         workers = max(1, self.delivery.parallel)
@@ -122,33 +147,41 @@ class Dispatcher:
         outcomes: list[Outcome] = []
 
         async def build() -> None:
-            for start in range(0, len(rows), _BUILD_CHUNK):
-                chunk = rows[start : start + _BUILD_CHUNK]
-                ready = {r.key: self.prepared.pop(r.key) for r in chunk if r.key in self.prepared}
-                for item in await asyncio.to_thread(self._prepare, chunk, ready, now):
-                    if isinstance(item, Outcome):
-                        outcomes.append(item)
-                    else:
-                        await queue.put(item)
+            await self._build_into(queue, rows, outcomes, now)
             for _ in range(workers):
                 await queue.put(None)
 
         async def send() -> None:
             while (item := await queue.get()) is not None:
-                outcomes.append(await self._deliver(*item, now, started))
+                if not self.halted:  # once halted, what is queued stays claimed, then requeued
+                    outcomes.append(await self._deliver(*item, now, started))
 
         await asyncio.gather(build(), *(send() for _ in range(workers)))
         for outcome in outcomes:
-            row = outcome.row
-            report = log.info if outcome.result == "sent" else log.warning
-            report(
-                f"reminder {outcome.result}",
-                key=row.key,
-                recipient=row.recipient,
-                offset=row.offset,
-                detail=outcome.detail,
-            )
+            _report(outcome)
         return outcomes
+
+    async def _build_into(
+        self,
+        queue: asyncio.Queue[tuple[Row, messages.Outgoing] | None],
+        rows: list[Row],
+        outcomes: list[Outcome],
+        now: datetime,
+    ) -> None:
+        """Build the messages of ``rows`` chunk by chunk in a worker and queue them to send.
+
+        Rows settled without sending go to ``outcomes``; once halted, nothing more is built.
+        """
+        for start in range(0, len(rows), _BUILD_CHUNK):
+            if self.halted:
+                return
+            chunk = rows[start : start + _BUILD_CHUNK]
+            ready = {r.key: self.prepared.pop(r.key) for r in chunk if r.key in self.prepared}
+            for item in await asyncio.to_thread(self._prepare, chunk, ready, now):
+                if isinstance(item, Outcome):
+                    outcomes.append(item)
+                else:
+                    await queue.put(item)
 
     def _prepare(
         self, rows: list[Row], ready: Mapping[str, messages.Outgoing], now: datetime

@@ -89,6 +89,8 @@ class Reminders:
         self._busy = asyncio.Lock()
         self._stopping = False
         self._preparing: asyncio.Task[int] | None = None
+        self._waking: asyncio.Task[object] | None = None
+        self._abandoned = False
 
     def _attachment(self, event: Event) -> bytes:
         """The event as a one-event calendar, from the publication being served."""
@@ -178,7 +180,15 @@ class Reminders:
         if self._stopping or self.dispatcher is None or self.waker is None:
             return
         async with self._busy:
-            self._count(await self.dispatcher.run_due(self.clock()))
+            self._waking = asyncio.current_task()
+            try:
+                self._count(await self.dispatcher.run_due(self.clock()))
+            except asyncio.CancelledError:
+                if not self._abandoned:
+                    raise
+                return  # stop() gave these sends up; their rows go back to pending
+            finally:
+                self._waking = None
             self.waker.arm(await asyncio.to_thread(self.ledger.next_due))
         if self._preparing is None or self._preparing.done():
             # Build what falls due soon while nothing is due; a reload makes a new dispatcher.
@@ -224,11 +234,25 @@ class Reminders:
         """Stop claiming, let sends in flight finish (up to ``GRACE``), requeue the rest."""
         self._stopping = True
         if self.waker is not None:
-            self.waker.stop()
+            self.waker.pause()
+        if self.dispatcher is not None:
+            self.dispatcher.halt()
         await self._stop_preparing()
-        with contextlib.suppress(TimeoutError):
+        try:
             async with asyncio.timeout(GRACE):
                 await self._busy.acquire()
+        except TimeoutError:
+            # A send still hangs after the grace: give it up; its row goes back to pending
+            # and is sent again, with the same Message-ID, at the next start.
+            waking = self._waking
+            if waking is not None:
+                log.warning("sends in flight did not finish in time", grace=GRACE)
+                self._abandoned = True
+                waking.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await waking
+        if self.waker is not None:
+            self.waker.stop()
         requeued = await asyncio.to_thread(self.ledger.requeue_in_flight)
         if requeued:
             log.warning("unfinished at stop, back to pending", count=requeued)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
-from apscheduler.schedulers.base import STATE_PAUSED, STATE_RUNNING
+from apscheduler.schedulers.base import STATE_PAUSED, STATE_RUNNING, STATE_STOPPED
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
@@ -64,7 +64,12 @@ class Waker:
             self._scheduler.state, "stopped"
         )
 
-    def stop(self) -> None:
-        """Stop waking; a wake already running is left to finish."""
+    def pause(self) -> None:
+        """Start no new wake; a wake already running goes on (``stop`` would cancel it)."""
         if self._scheduler.running:
+            self._scheduler.pause()
+
+    def stop(self) -> None:
+        """Stop the scheduler; APScheduler's asyncio executor cancels a wake still running."""
+        if self._scheduler.state != STATE_STOPPED:
             self._scheduler.shutdown(wait=False)
