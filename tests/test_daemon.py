@@ -466,3 +466,26 @@ def test_sigterm_gives_up_a_hung_send_after_the_grace(tmp_path: Path) -> None:
     assert "Traceback" not in log
     assert recorder.received == []
     assert _statuses(tmp_path) == ["pending", "pending"]
+
+
+def test_a_reminder_due_during_a_slow_send_goes_at_once(tmp_path: Path) -> None:
+    """One falling due while an earlier send is still held by the server goes right after it."""
+    recorder = Recorder()
+    recorder.stalls = [2.0]  # the first transaction takes 2 s, past the second's due instant
+    server = Server(recorder, auth_require_tls=False)
+    try:
+        origin = datetime.now(UTC).replace(microsecond=0)
+        first, second = origin + timedelta(seconds=4), origin + timedelta(seconds=5)
+        _reminder_site(tmp_path, server.port, first, second, timeout=30)
+        running = Running(tmp_path)
+        try:
+            wait_for(lambda: len(recorder.received) == 2, timeout=30)
+        finally:
+            code, log = running.stop()
+    finally:
+        server.stop()
+    assert code == 0, log
+    # The first is accepted about 2 s after its due instant (the server's doing); the second
+    # must follow at once, not wait for the next sweep a minute later.
+    late = recorder.arrived[1] - second.timestamp()
+    assert 0 < late < 2.0, late

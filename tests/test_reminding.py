@@ -15,6 +15,8 @@ from eventwatch import feeds, inputs, publication
 from eventwatch.ledger import Ledger, Status
 from eventwatch.reminding import Reminders
 
+from .test_delivery import Recorder, Server
+
 if TYPE_CHECKING:
     from .conftest import Site
 
@@ -96,3 +98,107 @@ def test_reminded_recipient_gets_changed_then_cancelled(site: Site) -> None:
         event = icalendar.Calendar.from_ical(attachment.get_content()).walk("VEVENT")[0]
         assert (int(event["SEQUENCE"]), str(event["STATUS"])) == (sequence, status)
     assert statuses == [("P1D", Status.SENT), ("cancelled", Status.SENT), ("changed", Status.SENT)]
+
+
+MEETING = """\
+name = "Test"
+timezone = "UTC"
+
+[reminders]
+offsets = ["P1D", "PT1H"]
+recipients = [{{ address = "duty@example.org" }}]
+
+[[events]]
+id = "meeting"
+title = "Meeting"
+start = {start}
+end = {end}
+status = "{status}"
+"""
+
+MEETING_AT = datetime(2026, 7, 7, 10, 0, tzinfo=UTC)
+
+
+def _meeting(site: Site, starts: datetime, status: str = "confirmed") -> None:
+    """The test calendar with its one meeting at ``starts``, an hour long."""
+    site.write_calendar(
+        "test",
+        MEETING.format(
+            start=starts.replace(tzinfo=None).isoformat(),
+            end=(starts + timedelta(hours=1)).replace(tzinfo=None).isoformat(),
+            status=status,
+        ),
+    )
+
+
+def test_moved_then_cancelled_over_smtp(site: Site) -> None:
+    """Moved after its reminder, then cancelled, a meeting sends Changed: and Cancelled: by SMTP.
+
+    The old pending PT1H reminder is cancelled by the move, the new ones by the cancellation.
+    """
+    recorder = Recorder()
+    server = Server(recorder, auth_require_tls=False)
+    site.write_config(
+        f"""
+        [mail]
+        delivery = "smtp"
+        from = "eventwatch@example.org"
+        [smtp]
+        host = "127.0.0.1"
+        port = {server.port}
+        security = "none"
+        """,
+    )
+    _meeting(site, MEETING_AT)
+    moved = MEETING_AT + timedelta(days=2)
+    clock = [MEETING_AT - timedelta(days=1)]
+    ledger = Ledger.in_folder(site.root / "state")
+    renderer = feeds.Renderer()
+
+    def publish() -> tuple[inputs.Inputs, publication.Publication]:
+        loaded = inputs.load(site.config)
+        options = publication.Options.of(loaded.settings)
+        return loaded, publication.build(loaded.calendars, options, ledger, renderer, clock[0])
+
+    def by_offset() -> dict[tuple[str, datetime], Status]:
+        return {(r.offset, r.due): r.status for r in ledger.rows().values()}
+
+    async def scenario() -> list[dict[tuple[str, datetime], Status]]:
+        reminders = Reminders(ledger, lambda: clock[0])
+        await reminders.start(*publish())  # the P1D reminder is due now
+        seen = [by_offset()]
+        clock[0] += timedelta(hours=1)
+        _meeting(site, moved)
+        await reminders.replan(*publish())
+        seen.append(by_offset())
+        clock[0] += timedelta(hours=1)
+        _meeting(site, moved, status="cancelled")
+        await reminders.replan(*publish())
+        seen.append(by_offset())
+        await reminders.stop()
+        return seen
+
+    try:
+        first, after_move, after_cancel = asyncio.run(scenario())
+    finally:
+        ledger.close()
+        server.stop()
+    old_p1d, old_pt1h = (
+        ("P1D", MEETING_AT - timedelta(days=1)),
+        ("PT1H", MEETING_AT - timedelta(hours=1)),
+    )
+    new_p1d, new_pt1h = ("P1D", moved - timedelta(days=1)), ("PT1H", moved - timedelta(hours=1))
+    assert first == {old_p1d: Status.SENT, old_pt1h: Status.PENDING}
+    assert after_move[old_p1d] is Status.SENT
+    assert after_move[old_pt1h] is Status.CANCELLED
+    assert (after_move[new_p1d], after_move[new_pt1h]) == (Status.PENDING, Status.PENDING)
+    assert (after_cancel[new_p1d], after_cancel[new_pt1h]) == (Status.CANCELLED, Status.CANCELLED)
+    received = [
+        email.message_from_bytes(e.content, policy=email.policy.default) for e in recorder.received
+    ]
+    assert [m["Subject"] for m in received] == [
+        "Reminder: Meeting in 1 day (Tue 7 Jul 2026 10:00 UTC)",
+        "Changed: Meeting (Thu 9 Jul 2026 10:00 UTC)",
+        "Cancelled: Meeting (Thu 9 Jul 2026 10:00 UTC)",
+    ]
+    assert [e.rcpt_tos for e in recorder.received] == [["duty@example.org"]] * 3

@@ -182,17 +182,31 @@ class Reminders:
         async with self._busy:
             self._waking = asyncio.current_task()
             try:
-                self._count(await self.dispatcher.run_due(self.clock()))
+                upcoming = await self._send_due(self.dispatcher)
             except asyncio.CancelledError:
                 if not self._abandoned:
                     raise
                 return  # stop() gave these sends up; their rows go back to pending
             finally:
                 self._waking = None
-            self.waker.arm(await asyncio.to_thread(self.ledger.next_due))
+            self.waker.arm(upcoming)
         if self._preparing is None or self._preparing.done():
             # Build what falls due soon while nothing is due; a reload makes a new dispatcher.
             self._preparing = asyncio.create_task(self._prepare(self.dispatcher))
+
+    async def _send_due(self, dispatcher: Dispatcher) -> datetime | None:
+        """Send what is due, again while more fell due meanwhile; the next instant after that.
+
+        What falls due while a pass is sending (a slow server, a batch beyond one claim) goes
+        in the next pass at once: armed for an instant already past, APScheduler would skip
+        the job while this one still runs, leaving it to the sweep a minute later.
+        """
+        while True:
+            outcomes = await dispatcher.run_due(self.clock())
+            self._count(outcomes)
+            upcoming = await asyncio.to_thread(self.ledger.next_due)
+            if not outcomes or upcoming is None or upcoming > self.clock() or dispatcher.halted:
+                return upcoming
 
     async def _prepare(self, dispatcher: Dispatcher) -> int:
         """Build ahead what falls due soon; a failure here only means building it when due."""
