@@ -186,14 +186,16 @@ def test_edit_bumps_only_the_edited_event(daemon: Running, root: Path) -> None:
 
 
 def test_broken_file_keeps_the_last_good_feed(daemon: Running, root: Path) -> None:
-    """An invalid edit is reported and the last good feed stays served."""
+    """An invalid edit is reported, health turns degraded, and the last good feed stays served."""
     good = daemon.get("/feeds/all.ics").content
     path = root / "calendars" / "nato-2026.toml"
     path.write_text(
         path.read_text().replace('timezone = "Europe/Istanbul"', 'timezone = "Europe/Ankara"')
     )
     wait_for(lambda: daemon.get("/healthz").json()["last_reload_error"] is not None)
-    health = daemon.get("/healthz").json()
+    answer = daemon.get("/healthz")
+    health = answer.json()
+    assert (answer.status_code, health["status"]) == (503, "degraded")
     assert "'Europe/Ankara' is not an IANA time zone" in health["last_reload_error"]
     assert daemon.get("/feeds/all.ics").content == good
     code, log = daemon.stop()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import mailbox
+import shutil
 import socket
 import ssl
 import time
@@ -299,6 +300,29 @@ def test_maildir_is_readable(tmp_path: Path) -> None:
     assert found["Subject"] == "Reminder: test"
     (path,) = (tmp_path / "box" / "new").iterdir()
     assert b"\r\n" not in path.read_bytes()  # Unix line ends, as Maildir readers expect
+
+
+def test_maildir_takes_parallel_messages_into_a_new_folder(tmp_path: Path) -> None:
+    """Messages written at once into a Maildir not yet made all land; none clashes."""
+    delivery = MaildirDelivery(tmp_path / "box")
+
+    async def run() -> list[str]:
+        return await asyncio.gather(
+            *(delivery.deliver(message(f"r{n}@example.org")) for n in range(16))
+        )
+
+    replies = asyncio.run(run())
+    assert len(set(replies)) == 16
+    assert len(list(mailbox.Maildir(tmp_path / "box", create=False))) == 16
+
+
+def test_maildir_removed_is_made_again(tmp_path: Path) -> None:
+    """A Maildir removed while the daemon runs is made again for the next message."""
+    delivery = MaildirDelivery(tmp_path / "box")
+    asyncio.run(delivery.deliver(message()))
+    shutil.rmtree(tmp_path / "box")
+    asyncio.run(delivery.deliver(message()))
+    assert len(list(mailbox.Maildir(tmp_path / "box", create=False))) == 1
 
 
 def test_send_test_command(plain: Server, recorder: Recorder, site: Site, run: Runner) -> None:

@@ -11,13 +11,15 @@ from typing import TYPE_CHECKING
 
 import icalendar
 
-from eventwatch import feeds, inputs, publication
+from eventwatch import dispatch, feeds, inputs, publication
 from eventwatch.ledger import Ledger, Status
 from eventwatch.reminding import Reminders
 
 from .test_delivery import Recorder, Server
 
 if TYPE_CHECKING:
+    import pytest
+
     from .conftest import Site
 
 SUMMIT = """\
@@ -202,3 +204,39 @@ def test_moved_then_cancelled_over_smtp(site: Site) -> None:
         "Cancelled: Meeting (Thu 9 Jul 2026 10:00 UTC)",
     ]
     assert [e.rcpt_tos for e in recorder.received] == [["duty@example.org"]] * 3
+
+
+def test_a_batch_beyond_one_claim_is_sent_in_one_wake(
+    site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Five reminders due at once, claimed two at a time, all go out without the sweep."""
+    monkeypatch.setattr(dispatch, "CLAIM_AT_MOST", 2)
+    site.write_calendar(
+        "test",
+        MEETING.replace('offsets = ["P1D", "PT1H"]', 'offsets = ["P1D"]')
+        .replace(
+            'recipients = [{{ address = "duty@example.org" }}]',
+            "recipients = ["
+            + ", ".join(f'{{{{ address = "r{n}@example.org" }}}}' for n in range(5))
+            + "]",
+        )
+        .format(start="2026-07-07T10:00:00", end="2026-07-07T11:00:00", status="confirmed"),
+    )
+    due = MEETING_AT - timedelta(days=1)
+    ledger = Ledger.in_folder(site.root / "state")
+
+    async def scenario() -> None:
+        loaded = inputs.load(site.config)
+        options = publication.Options.of(loaded.settings)
+        built = publication.build(loaded.calendars, options, ledger, feeds.Renderer(), due)
+        reminders = Reminders(ledger, lambda: due)
+        await reminders.start(loaded, built)
+        await reminders.stop()
+
+    try:
+        asyncio.run(scenario())
+        statuses = [row.status for row in ledger.rows().values()]
+    finally:
+        ledger.close()
+    assert statuses == [Status.SENT] * 5
+    assert len(_messages(site)) == 5

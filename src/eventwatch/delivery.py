@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import mailbox
 import ssl
+import threading
 from typing import TYPE_CHECKING, Protocol
 
 import aiosmtplib
@@ -52,17 +53,30 @@ class MaildirDelivery:
         """Deliver into the Maildir at ``path`` (created when first used)."""
         self.path = path
         self.parallel = 4
+        self._box: mailbox.Maildir | None = None
+        self._creating = threading.Lock()
+
+    def _folder(self) -> mailbox.Maildir:
+        """The Maildir, made under a lock: threads making it at once clash ("File exists").
+
+        It is made again if someone removed it while the daemon runs.
+        """
+        with self._creating:
+            if self._box is None or not (self.path / "tmp").is_dir():
+                self._box = mailbox.Maildir(self.path, create=True)
+            return self._box
 
     def _add(self, message: Outgoing) -> str:
         try:
-            box = mailbox.Maildir(self.path, create=True)
             # Maildir files end their lines the Unix way; the wire's CRLF is for SMTP.
-            name = box.add(message.data.replace(b"\r\n", b"\n"))
+            name = self._folder().add(message.data.replace(b"\r\n", b"\n"))
         except OSError as exc:
             # A full disk or a permission problem may pass; the message is tried again.
             raise DeliveryError(
                 f"{self.path}: {exc.strerror}", permanent=False, reason="maildir"
             ) from exc
+        except mailbox.Error as exc:  # a file name taken in the same microsecond
+            raise DeliveryError(f"{self.path}: {exc}", permanent=False, reason="maildir") from exc
         return f"maildir {name}"
 
     async def deliver(self, message: Outgoing) -> str:

@@ -32,6 +32,9 @@ PREPARE_AHEAD = timedelta(minutes=15)
 PREPARE_AT_MOST = 10_000
 """Messages kept ready at once (a few KB each); those beyond are built when due."""
 
+CLAIM_AT_MOST = 1000
+"""Reminders claimed in one pass; the daemon runs passes until nothing due is left."""
+
 LATE_AFTER = timedelta(seconds=10)
 """A reminder sent later than this after its due instant says that it is late."""
 
@@ -141,7 +144,7 @@ class Dispatcher:
         if self.halted:
             return []
         started = time.monotonic()
-        rows = await asyncio.to_thread(self.ledger.claim_due, now)
+        rows = await asyncio.to_thread(self.ledger.claim_due, now, CLAIM_AT_MOST)
         workers = max(1, self.delivery.parallel)
         queue: asyncio.Queue[tuple[Row, messages.Outgoing] | None] = asyncio.Queue(_BUILD_AHEAD)
         outcomes: list[Outcome] = []
