@@ -11,11 +11,15 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 import uvicorn
 
 from eventwatch import cli
+
+if TYPE_CHECKING:
+    import subprocess
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED_CONFIG = ROOT / "config" / "eventwatch.toml"
@@ -35,6 +39,21 @@ title = "Meeting"
 start = 2026-05-04T10:00:00
 end = 2026-05-04T12:00:00
 """
+
+
+STARTED: list[subprocess.Popen[str]] = []
+"""Every daemon process a test started, so that none outlives its test."""
+
+
+@pytest.fixture(autouse=True)
+def reap_daemons() -> Iterator[None]:
+    """Kill a daemon a failed test left running: it would retry its SMTP port, later reused."""
+    yield
+    while STARTED:
+        process = STARTED.pop()
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
 
 
 @pytest.fixture(autouse=True)

@@ -25,6 +25,7 @@ from eventwatch.delivery import SmtpDelivery
 from eventwatch.dispatch import Dispatcher
 from eventwatch.ledger import Ledger
 
+from .conftest import STARTED
 from .test_delivery import Recorder, Server
 
 if TYPE_CHECKING:
@@ -62,6 +63,7 @@ class Running:
             text=True,
             env=os.environ | (env or {}),
         )
+        STARTED.append(self.process)
         deadline = time.monotonic() + 20
         while True:
             try:
