@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
@@ -388,6 +389,15 @@ def _message_id(content: bytes) -> bytes:
     return content.split(b"Message-ID: ")[1].split(b"\r\n")[0]
 
 
+def _dues(root: Path) -> list[datetime]:
+    """The due instant of each reminder in the ledger of the state folder under ``root``."""
+    ledger = Ledger.in_folder(root / "state")
+    try:
+        return [row.due for row in ledger.rows().values()]
+    finally:
+        ledger.close()
+
+
 def _statuses(root: Path) -> list[str]:
     """The status of each reminder in the ledger of the state folder under ``root``."""
     ledger = Ledger.in_folder(root / "state")
@@ -397,26 +407,38 @@ def _statuses(root: Path) -> list[str]:
         ledger.close()
 
 
-def test_sigkill_mid_send_sends_again_with_the_same_message_id(tmp_path: Path) -> None:
-    """A daemon killed while the server holds its DATA sends the reminder again at start."""
+@contextlib.contextmanager
+def _stalling(
+    root: Path, stall: float, second: timedelta = timedelta(days=2)
+) -> Iterator[tuple[Recorder, Path]]:
+    """An SMTP server that holds the first DATA ``stall`` seconds, and a site sending to it.
+
+    The first reminder falls due 4 s from now, the second ``second`` after now; SMTP
+    commands time out only after the stall.
+    """
     recorder = Recorder()
-    recorder.stalls = [30.0]  # the first transaction hangs until the daemon is gone
+    recorder.stalls = [stall]
     server = Server(recorder, auth_require_tls=False)
     try:
         origin = datetime.now(UTC).replace(microsecond=0)
-        _reminder_site(
-            tmp_path, server.port, origin + timedelta(seconds=4), origin + timedelta(days=2)
-        )
-        running = Running(tmp_path)
+        first = origin + timedelta(seconds=4)
+        _reminder_site(root, server.port, first, origin + second, timeout=int(stall) + 10)
+        yield recorder, root
+    finally:
+        server.stop()
+
+
+def test_sigkill_mid_send_sends_again_with_the_same_message_id(tmp_path: Path) -> None:
+    """A daemon killed while the server holds its DATA sends the reminder again at start."""
+    with _stalling(tmp_path, 30.0) as (recorder, root):  # hangs until the daemon is gone
+        running = Running(root)
         wait_for(lambda: len(recorder.stalled) == 1, timeout=20)
         running.process.kill()
         running.stop()
-        assert _statuses(tmp_path) == ["pending", "sending"]  # what the kill left
-        again = Running(tmp_path)
+        assert _statuses(root) == ["pending", "sending"]  # what the kill left
+        again = Running(root)
         wait_for(lambda: len(recorder.received) == 1, timeout=20)
         code, log = again.stop()
-    finally:
-        server.stop()
     assert code == 0, log
     assert "in flight at the last stop, sending again" in log
     (envelope,) = recorder.received
@@ -426,19 +448,10 @@ def test_sigkill_mid_send_sends_again_with_the_same_message_id(tmp_path: Path) -
 
 def test_sigterm_lets_a_send_in_flight_finish(tmp_path: Path) -> None:
     """SIGTERM during a slow SMTP transaction waits for it, records it sent, and exits 0."""
-    recorder = Recorder()
-    recorder.stalls = [2.0]
-    server = Server(recorder, auth_require_tls=False)
-    try:
-        origin = datetime.now(UTC).replace(microsecond=0)
-        _reminder_site(
-            tmp_path, server.port, origin + timedelta(seconds=4), origin + timedelta(days=2)
-        )
-        running = Running(tmp_path)
+    with _stalling(tmp_path, 2.0) as (recorder, root):
+        running = Running(root)
         wait_for(lambda: len(recorder.stalled) == 1, timeout=20)
         code, log = running.stop()
-    finally:
-        server.stop()
     assert code == 0, log
     assert len(recorder.received) == 1, log
     assert "reminder sent" in log
@@ -449,20 +462,12 @@ def test_sigterm_lets_a_send_in_flight_finish(tmp_path: Path) -> None:
 
 def test_sigterm_gives_up_a_hung_send_after_the_grace(tmp_path: Path) -> None:
     """A send still hanging 10 s after SIGTERM goes back to pending and the daemon exits 0."""
-    recorder = Recorder()
-    recorder.stalls = [60.0]
-    server = Server(recorder, auth_require_tls=False)
-    try:
-        origin = datetime.now(UTC).replace(microsecond=0)
-        first, second = origin + timedelta(seconds=4), origin + timedelta(days=2)
-        _reminder_site(tmp_path, server.port, first, second, timeout=40)
-        running = Running(tmp_path)
+    with _stalling(tmp_path, 60.0) as (recorder, root):
+        running = Running(root)
         wait_for(lambda: len(recorder.stalled) == 1, timeout=20)
         began = time.monotonic()
         code, log = running.stop(timeout=30)
         took = time.monotonic() - began
-    finally:
-        server.stop()
     assert code == 0, log
     assert 10 <= took < 15, took
     assert "sends in flight did not finish in time" in log
@@ -474,22 +479,17 @@ def test_sigterm_gives_up_a_hung_send_after_the_grace(tmp_path: Path) -> None:
 
 def test_a_reminder_due_during_a_slow_send_goes_at_once(tmp_path: Path) -> None:
     """One falling due while an earlier send is still held by the server goes right after it."""
-    recorder = Recorder()
-    recorder.stalls = [2.0]  # the first transaction takes 2 s, past the second's due instant
-    server = Server(recorder, auth_require_tls=False)
-    try:
-        origin = datetime.now(UTC).replace(microsecond=0)
-        first, second = origin + timedelta(seconds=4), origin + timedelta(seconds=5)
-        _reminder_site(tmp_path, server.port, first, second, timeout=30)
-        running = Running(tmp_path)
+    # The first transaction takes 2 s, past the second's due instant 1 s after the first's.
+    with _stalling(tmp_path, 2.0, second=timedelta(seconds=5)) as (recorder, root):
+        running = Running(root)
         try:
             wait_for(lambda: len(recorder.received) == 2, timeout=30)
         finally:
             code, log = running.stop()
-    finally:
-        server.stop()
     assert code == 0, log
     # The first is accepted about 2 s after its due instant (the server's doing); the second
     # must follow at once, not wait for the next sweep a minute later.
-    late = recorder.arrived[1] - second.timestamp()
+    (first_due, second_due) = sorted(_dues(tmp_path))
+    late = recorder.arrived[1] - second_due.timestamp()
+    assert first_due < second_due
     assert 0 < late < 2.0, late
