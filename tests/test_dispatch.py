@@ -69,15 +69,18 @@ def ledger(tmp_path: Path) -> Ledger:
 
 
 def dispatcher(
-    ledger: Ledger, delivery: object, catch_up: timedelta = timedelta(hours=6)
+    ledger: Ledger,
+    delivery: object,
+    catch_up: timedelta = timedelta(hours=6),
+    reminders: list[planner.Reminder] | None = None,
 ) -> Dispatcher:
-    """A dispatcher over ``ledger`` with the plan and an empty attachment."""
+    """A dispatcher over ``ledger`` with the plan (or ``reminders``) and an empty attachment."""
     return Dispatcher(
         ledger=ledger,
         delivery=delivery,  # type: ignore[arg-type]
         sender=messages.Sender("eventwatch@example.org"),
         catch_up=catch_up,
-        plan={r.key: r for r in plan()},
+        plan={r.key: r for r in (reminders if reminders is not None else plan())},
         attachment=lambda _event: b"BEGIN:VCALENDAR\r\nEND:VCALENDAR\r\n",
     )
 
@@ -242,8 +245,7 @@ def test_halt_starts_no_new_send(tmp_path: Path) -> None:
     ledger = Ledger.in_folder(tmp_path / "state")
     ledger.reconcile(reminders, DUE - timedelta(days=30))
     halting = Halting()
-    send = dispatcher(ledger, halting)
-    send.plan = {r.key: r for r in reminders}
+    send = dispatcher(ledger, halting, reminders=reminders)
     halting.dispatcher = send
     (outcome,) = asyncio.run(send.run_due(DUE))
     assert outcome.result == "sent"

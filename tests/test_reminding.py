@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import email
 import email.policy
+import json
 import mailbox
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
@@ -49,6 +50,15 @@ def _messages(site: Site) -> list[email.message.EmailMessage]:
     return sorted(found, key=lambda m: m["Date"].datetime)  # type: ignore[return-value]
 
 
+def _publish(
+    site: Site, ledger: Ledger, renderer: feeds.Renderer, now: datetime
+) -> tuple[inputs.Inputs, publication.Publication]:
+    """Read the site's files and build what the daemon would serve at ``now``."""
+    loaded = inputs.load(site.config)
+    options = publication.Options.of(loaded.settings)
+    return loaded, publication.build(loaded.calendars, options, ledger, renderer, now)
+
+
 def test_reminded_recipient_gets_changed_then_cancelled(site: Site) -> None:
     """After the P1D reminder, moving the summit sends Changed:, cancelling it Cancelled:."""
     (site.calendars / "test.toml").unlink()
@@ -58,11 +68,7 @@ def test_reminded_recipient_gets_changed_then_cancelled(site: Site) -> None:
     renderer = feeds.Renderer()
 
     def publish() -> tuple[inputs.Inputs, publication.Publication]:
-        loaded = inputs.load(site.config)
-        options = publication.Options(
-            timedelta(hours=1), alarms=False, defaults=loaded.settings.reminders
-        )
-        return loaded, publication.build(loaded.calendars, options, ledger, renderer, clock[0])
+        return _publish(site, ledger, renderer, clock[0])
 
     async def scenario() -> None:
         reminders = Reminders(ledger, lambda: clock[0])
@@ -107,8 +113,8 @@ name = "Test"
 timezone = "UTC"
 
 [reminders]
-offsets = ["P1D", "PT1H"]
-recipients = [{{ address = "duty@example.org" }}]
+offsets = {offsets}
+recipients = [{recipients}]
 
 [[events]]
 id = "meeting"
@@ -121,7 +127,13 @@ status = "{status}"
 MEETING_AT = datetime(2026, 7, 7, 10, 0, tzinfo=UTC)
 
 
-def _meeting(site: Site, starts: datetime, status: str = "confirmed") -> None:
+def _meeting(
+    site: Site,
+    starts: datetime,
+    status: str = "confirmed",
+    offsets: tuple[str, ...] = ("P1D", "PT1H"),
+    recipients: tuple[str, ...] = ("duty@example.org",),
+) -> None:
     """The test calendar with its one meeting at ``starts``, an hour long."""
     site.write_calendar(
         "test",
@@ -129,6 +141,8 @@ def _meeting(site: Site, starts: datetime, status: str = "confirmed") -> None:
             start=starts.replace(tzinfo=None).isoformat(),
             end=(starts + timedelta(hours=1)).replace(tzinfo=None).isoformat(),
             status=status,
+            offsets=json.dumps(list(offsets)),
+            recipients=", ".join(f'{{ address = "{a}" }}' for a in recipients),
         ),
     )
 
@@ -158,9 +172,7 @@ def test_moved_then_cancelled_over_smtp(site: Site) -> None:
     renderer = feeds.Renderer()
 
     def publish() -> tuple[inputs.Inputs, publication.Publication]:
-        loaded = inputs.load(site.config)
-        options = publication.Options.of(loaded.settings)
-        return loaded, publication.build(loaded.calendars, options, ledger, renderer, clock[0])
+        return _publish(site, ledger, renderer, clock[0])
 
     def by_offset() -> dict[tuple[str, datetime], Status]:
         return {(r.offset, r.due): r.status for r in ledger.rows().values()}
@@ -211,26 +223,15 @@ def test_a_batch_beyond_one_claim_is_sent_in_one_wake(
 ) -> None:
     """Five reminders due at once, claimed two at a time, all go out without the sweep."""
     monkeypatch.setattr(dispatch, "CLAIM_AT_MOST", 2)
-    site.write_calendar(
-        "test",
-        MEETING.replace('offsets = ["P1D", "PT1H"]', 'offsets = ["P1D"]')
-        .replace(
-            'recipients = [{{ address = "duty@example.org" }}]',
-            "recipients = ["
-            + ", ".join(f'{{{{ address = "r{n}@example.org" }}}}' for n in range(5))
-            + "]",
-        )
-        .format(start="2026-07-07T10:00:00", end="2026-07-07T11:00:00", status="confirmed"),
+    _meeting(
+        site, MEETING_AT, offsets=("P1D",), recipients=tuple(f"r{n}@example.org" for n in range(5))
     )
     due = MEETING_AT - timedelta(days=1)
     ledger = Ledger.in_folder(site.root / "state")
 
     async def scenario() -> None:
-        loaded = inputs.load(site.config)
-        options = publication.Options.of(loaded.settings)
-        built = publication.build(loaded.calendars, options, ledger, feeds.Renderer(), due)
         reminders = Reminders(ledger, lambda: due)
-        await reminders.start(loaded, built)
+        await reminders.start(*_publish(site, ledger, feeds.Renderer(), due))
         await reminders.stop()
 
     try:
