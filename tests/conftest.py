@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 import uvicorn
+from hypothesis import HealthCheck, settings
 
 from eventwatch import cli
 
@@ -40,6 +41,16 @@ start = 2026-05-04T10:00:00
 end = 2026-05-04T12:00:00
 """
 
+
+# Property tests: no deadline (CI machines are shared and noisy); "ci" is fixed and repeatable,
+# "deep" (HYPOTHESIS_PROFILE=deep) searches ten times as far when hunting for a new failure.
+settings.register_profile(
+    "ci", deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.register_profile(
+    "deep", deadline=None, max_examples=1000, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 STARTED: list[subprocess.Popen[str]] = []
 """Every daemon process a test started, so that none outlives its test."""

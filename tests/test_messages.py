@@ -3,22 +3,34 @@
 from __future__ import annotations
 
 import email
+import email.header
 import email.policy
+import email.utils
+import re
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import ical.calendar_stream
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from eventwatch import feeds, messages, planner, revisions
+from eventwatch.errors import MessageError
 from eventwatch.models import Calendar, Offset, ReminderPolicy
 
 SENDER = messages.Sender("eventwatch <eventwatch@example.org>")
 SENT = datetime(2026, 6, 30, 6, 0, tzinfo=UTC)
 
 
-def reminder(offset: str = "P7D", **event: Any) -> planner.Reminder:  # noqa: ANN401
-    """The ``offset`` reminder of one event (the summit unless told otherwise)."""
+def reminder(
+    offset: str = "P7D",
+    name: str = "Duty officer",
+    address: str = "duty@example.org",
+    **event: Any,  # noqa: ANN401
+) -> planner.Reminder:
+    """The ``offset`` reminder of one event (the summit unless told otherwise) to one person."""
     table = {
         "id": "summit-2026-07",
         "title": "NATO Summit 2026",
@@ -35,11 +47,7 @@ def reminder(offset: str = "P7D", **event: Any) -> planner.Reminder:  # noqa: AN
             "reminders": {
                 "offsets": [offset],
                 "recipients": [
-                    {
-                        "address": "duty@example.org",
-                        "name": "Duty officer",
-                        "timezone": "America/New_York",
-                    },
+                    {"address": address, "name": name, "timezone": "America/New_York"},
                 ],
             },
             "events": [table],
@@ -150,3 +158,141 @@ def test_headers_cannot_be_injected() -> None:
     """A line break cannot reach a header: the records refuse it before any message is made."""
     with pytest.raises(ValueError, match="U\\+000A"):
         reminder(title="Summit\nBcc: everyone@example.org")
+
+
+# --- header injection, as a class of input ----------------------------------------------------
+
+HEADERS = {
+    "from", "to", "subject", "date", "message-id", "auto-submitted", "mime-version",
+    "content-type",
+}  # fmt: skip
+"""Every header a reminder carries, and no other."""
+
+ENCODED_BREAKS = [
+    "=?UTF-8?Q?=0A?=", "=?utf-8?q?=0D=0A?=", "=?UTF-8?B?Cg==?=", "=?UTF-8?B?DQo=?=",
+    "=?iso-8859-1?Q?=0A?=", "=?UTF-8?Q?=0D?=", "=?UTF-8?Q?=E2=80=A8?=", "=?UTF-8?Q?=00?=",
+    "=?us-ascii?Q?=0A=0A?=", "=?UTF-8?Q?=0A?==?UTF-8?Q?=0A?=",
+]  # fmt: skip
+"""RFC 2047 encoded words that decode to a line break, a NUL or a line separator."""
+
+PRINTABLE = st.text(st.characters(blacklist_categories=("Cc", "Zl", "Zp", "Cs")), max_size=12)
+"""Any text the records take on one line: every character but controls and line separators."""
+
+HOSTILE = st.lists(
+    st.one_of(
+        st.sampled_from(ENCODED_BREAKS),
+        st.sampled_from(["Bcc: x@evil.example", "Reply-To: y@evil.example", " ", "  ", ":"]),
+        st.sampled_from(['"', "\\", ",", ";", "@", "=?", "?=", "Ü", "😀", "<", ">", "Bcc:"]),
+        PRINTABLE,
+    ),
+    max_size=12,
+).map("".join)
+"""One line built of the pieces an attacker would use, and of anything else."""
+
+BREAKS = st.sampled_from(["\r", "\n", "\r\n", "\x00", "\u2028", "\u2029", "\x85", "\x1b"])
+
+
+def _header_lines(data: bytes) -> list[str]:
+    """The header block's lines as a receiving server splits them (a bare CR or LF too)."""
+    head = data.split(b"\r\n\r\n", 1)[0].decode("utf-8", "replace")
+    return re.split(r"\r\n|\r|\n", head)
+
+
+def _display_name(data: bytes) -> str:
+    """The display name in the To header of ``data``, decoded by RFC 2047's rules.
+
+    The standard library's address parser puts a space between adjacent encoded words, which
+    RFC 2047 (section 6.2) says to drop; ``decode_header`` drops it.
+    """
+    raw = email.message_from_bytes(data, policy=email.policy.compat32)["To"]
+    name, _ = email.utils.parseaddr(raw)
+    return str(email.header.make_header(email.header.decode_header(name)))
+
+
+@settings(max_examples=300)
+@given(
+    title=HOSTILE,
+    location=HOSTILE,
+    description=st.lists(st.one_of(HOSTILE, st.sampled_from(["\n", "\t", "\r\n"]))).map("".join),
+    name=HOSTILE,
+)
+@example(
+    title="Delta =?UTF-8?Q?=0A?=Bcc: x@evil.example check", location="", description="", name=""
+)
+@example(title="x =?UTF-8?Q?=0A=0A?=Reply-To: y@evil.example", location="", description="", name="")
+@example(title="Summit", location="", description="", name="Bad =?UTF-8?Q?=0A?=Bcc: x@e.example")
+def test_no_text_adds_a_header_or_a_recipient(
+    title: str, location: str, description: str, name: str
+) -> None:
+    """Whatever the text, a message has exactly its own headers and its one recipient."""
+    title = title if title.strip() else "Summit"
+    r = reminder(title=title, location=location, description=description, name=name or None)
+    made = messages.outgoing(messages.build(r, SENDER, sent_at=SENT, ics=b""))
+    assert made.recipient == "duty@example.org"
+    lines = _header_lines(made.data)
+    names = [line.partition(":")[0].lower() for line in lines if line[:1] not in {" ", "\t"}]
+    assert sorted(names) == sorted(HEADERS)
+    parsed = email.message_from_bytes(made.data, policy=email.policy.default)
+    assert {k.lower() for k in parsed} == HEADERS
+    assert [a.addr_spec for a in parsed["To"].addresses] == ["duty@example.org"]
+    assert _display_name(made.data) == (name or "")
+    assert parsed["Subject"] == messages.subject(r, late=False)
+
+
+@given(before=HOSTILE, brk=BREAKS, after=HOSTILE, field=st.sampled_from(["title", "location"]))
+def test_a_line_break_in_one_line_text_is_refused_on_entry(
+    before: str, brk: str, after: str, field: str
+) -> None:
+    """A control character or line separator in a title or place never reaches a message."""
+    with pytest.raises(ValidationError, match="control character"):
+        reminder(**{field: f"x{before}{brk}{after}"})
+
+
+@given(before=HOSTILE, brk=BREAKS, after=HOSTILE)
+def test_a_line_break_in_a_recipient_name_is_refused_on_entry(
+    before: str, brk: str, after: str
+) -> None:
+    """A recipient's display name holds no control character or line separator."""
+    with pytest.raises(ValidationError, match="control character"):
+        reminder(name=f"x{before}{brk}{after}")
+
+
+def test_a_message_that_would_gain_a_header_is_refused() -> None:
+    """The last check refuses bytes with a header the message has not got."""
+    message = messages.build(reminder(), SENDER, sent_at=SENT, ics=b"")
+    del message["Subject"]
+    message.set_raw("Subject", "Hello\nBcc: x@evil.example")
+    with pytest.raises(MessageError, match="headers"):
+        messages.outgoing(message)
+
+
+def test_a_message_to_someone_else_is_refused() -> None:
+    """The last check refuses a To header that names another recipient than the envelope."""
+    message = messages.build(reminder(), SENDER, sent_at=SENT, ics=b"")
+    del message["To"]
+    message.set_raw("To", "duty@example.org, x@evil.example")
+    with pytest.raises(MessageError, match="would go to"):
+        messages.outgoing(message)
+
+
+@pytest.mark.parametrize(
+    ("address", "name", "envelope", "utf8"),
+    [
+        ("bad@bücher.example", "Bad", "bad@xn--bcher-kva.example", False),
+        ("user@xn--bcher-kva.example", "User", "user@xn--bcher-kva.example", False),
+        ("bädi@example.org", "Bädi", "bädi@example.org", True),
+    ],
+)
+def test_internationalised_addresses_with_names(
+    address: str,
+    name: str,
+    envelope: str,
+    utf8: bool,  # noqa: FBT001
+) -> None:
+    """An IDN domain travels in its ASCII form; only a non-ASCII local part needs SMTPUTF8."""
+    made = messages.outgoing(
+        messages.build(reminder(address=address, name=name), SENDER, sent_at=SENT, ics=b"")
+    )
+    assert (made.recipient, made.utf8) == (envelope, utf8)
+    parsed = email.message_from_bytes(made.data, policy=email.policy.default)
+    assert parsed["To"].addresses[0].display_name == name

@@ -10,29 +10,13 @@ from typing import TYPE_CHECKING, Protocol
 
 import aiosmtplib
 
-from eventwatch.errors import OperationError
+from eventwatch.errors import DeliveryError
 
 if TYPE_CHECKING:
     from pathlib import Path
 
     from eventwatch.messages import Outgoing
     from eventwatch.settings import SmtpSettings
-
-
-class DeliveryError(OperationError):
-    """A message was not accepted; ``permanent`` says whether trying again could help.
-
-    ``reason`` names the kind of failure for metrics: ``rejected`` (a 5xx reply),
-    ``deferred`` (a 4xx reply), ``connection`` (refused, reset, timed out), ``tls``
-    (hand-shake or certificate), ``maildir`` (the folder could not be written).
-    """
-
-    def __init__(self, reply: str, *, permanent: bool, reason: str = "") -> None:
-        """Keep the server's reply (never a password) and whether to retry."""
-        super().__init__(reply)
-        self.reply = reply
-        self.permanent = permanent
-        self.reason = reason or ("rejected" if permanent else "deferred")
 
 
 class Delivery(Protocol):

@@ -7,6 +7,8 @@ The tree::
     │   ├── SettingsError           the settings file, the environment or --set
     │   └── CalendarError           one or more calendar files
     └── OperationError              exit 1: the input was fine, the work failed (I/O, servers)
+        ├── DeliveryError           a message was not accepted (``permanent`` or not)
+        └── MessageError            one reminder's message cannot be made; it fails alone
 
     InvalidField(ValueError)        raised inside record validators to point at a nested field;
                                     it never leaves validation (the readers turn it into a Problem)
@@ -94,3 +96,23 @@ class InvalidField(ValueError):  # noqa: N818 - pydantic only converts ValueErro
         """Remember where, below the validated record, the problem is."""
         super().__init__(message)
         self.loc = loc
+
+
+class MessageError(OperationError):
+    """One message cannot be made safely from its text; that reminder fails, no other does."""
+
+
+class DeliveryError(OperationError):
+    """A message was not accepted; ``permanent`` says whether trying again could help.
+
+    ``reason`` names the kind of failure for metrics: ``rejected`` (a 5xx reply),
+    ``deferred`` (a 4xx reply), ``connection`` (refused, reset, timed out), ``tls``
+    (hand-shake or certificate), ``maildir`` (the folder could not be written).
+    """
+
+    def __init__(self, reply: str, *, permanent: bool, reason: str = "") -> None:
+        """Keep the server's reply (never a password) and whether to retry."""
+        super().__init__(reply)
+        self.reply = reply
+        self.permanent = permanent
+        self.reason = reason or ("rejected" if permanent else "deferred")

@@ -7,6 +7,7 @@ import email.policy
 import email.utils
 import functools
 import hashlib
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import EmailMessage
@@ -14,6 +15,7 @@ from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from eventwatch import __version__, pages, templates
+from eventwatch.errors import MessageError
 from eventwatch.feeds import description_of
 from eventwatch.models import Status
 
@@ -78,18 +80,39 @@ def _when_for(event: Event, zone: str | None) -> str | None:
     return f"{start:%a} {start.day} {start:%B %Y %H:%M %Z} ({zone})"
 
 
-def _set_subject(message: EmailMessage, text: str) -> None:
-    """Set Subject; non-ASCII text goes as whole encoded words.
+def _header_text(name: str, text: str) -> str:
+    """``text`` as a header value that says exactly ``text`` and nothing more, folded.
 
-    The standard library folds a long subject between a space and an encoded word and so
-    shows two spaces there once unfolded (``Ankara,  Türkiye``); folding between encoded
-    words, as ``email.header`` does, loses nothing, since space between them is ignored.
+    Text that could be read as an RFC 2047 encoded word (``=?UTF-8?Q?=0A?=``) or is not
+    ASCII is written as encoded words of our own: the standard library would otherwise decode
+    such a word while folding and write what it decodes to, a line break included, as raw
+    header text (CVE-2024-6923). Folding between encoded words, as ``email.header`` does,
+    also loses nothing, where the standard library's folding shows two spaces once unfolded.
     """
-    if text.isascii():
-        message["Subject"] = text
-        return
-    encoded = email.header.Header(text, "utf-8", header_name="Subject").encode(linesep="\n")
-    message.set_raw("Subject", encoded)
+    charset = "us-ascii" if text.isascii() and "=?" not in text else "utf-8"
+    return email.header.Header(text, charset, header_name=name).encode(linesep="\n")
+
+
+def _mailbox(field: str, name: str, address: str) -> str:
+    """``"Name" <address>`` for header ``field``, the name quoted or encoded, never parsed."""
+    if not name:
+        return address
+    if name.isascii() and "=?" not in name:
+        escaped = name.replace("\\", "\\\\").replace('"', '\\"')
+        shown = f'"{escaped}"'
+    else:
+        shown = _header_text(field, name)
+    last = shown.rpartition("\n")[2]
+    # The address goes on a line of its own when it would make the line long.
+    gap = " " if len(field) + len(last) + len(address) + 5 <= _LINE else "\n "
+    return f"{shown}{gap}<{address}>"
+
+
+_LINE = 78
+"""The line length RFC 5322 asks headers to keep to."""
+
+_WIRE = email.policy.SMTP.clone(refold_source="none")
+"""Flattens for SMTP without refolding the header values made here (see ``_header_text``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,14 +210,9 @@ def build(  # noqa: PLR0913 - the reminder and sender, then four keyword-only de
         ics=ics,
     )
     message = EmailMessage()
-    message["From"] = sender.address
-    name = reminder.recipient.name
-    address = reminder.recipient.address
-    message["To"] = email.utils.formataddr((name, address)) if name else address
-    _set_subject(
-        message,
-        notice_subject(reminder, notice[0]) if notice else subject(reminder, late=late),
-    )
+    _address_headers(message, sender.address, reminder.recipient.name, reminder.recipient.address)
+    text = notice_subject(reminder, notice[0]) if notice else subject(reminder, late=late)
+    message.set_raw("Subject", _header_text("Subject", text))
     message["Date"] = email.utils.format_datetime(sent_at.astimezone(UTC))
     message["Message-ID"] = message_id(notice[1] if notice else reminder.key, sender.address)
     message["Auto-Submitted"] = "auto-generated"
@@ -203,6 +221,13 @@ def build(  # noqa: PLR0913 - the reminder and sender, then four keyword-only de
     message.attach(alternative)
     message.attach(attachment)
     return message
+
+
+def _address_headers(message: EmailMessage, sender: str, name: str | None, to: str) -> None:
+    """From and To, written as values of our own so that no display name is parsed."""
+    sender_name, sender_address = email.utils.parseaddr(sender)
+    message.set_raw("From", _mailbox("From", sender_name, sender_address))
+    message.set_raw("To", _mailbox("To", name or "", to))
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,20 +247,54 @@ class Outgoing:
 
 
 def outgoing(message: EmailMessage) -> Outgoing:
-    """``message`` flattened for SMTP (CRLF line ends), with its one sender and recipient."""
-    sender = message["From"].addresses[0].addr_spec
-    recipient = message["To"].addresses[0].addr_spec
-    utf8 = not (sender + recipient).isascii()
-    policy = email.policy.SMTPUTF8 if utf8 else email.policy.SMTP
-    data = message.as_bytes(policy=policy)
+    """``message`` flattened for SMTP (CRLF line ends), with its one sender and recipient.
+
+    Raises ``MessageError`` if the bytes would say anything the message does not: a header
+    it has not got, or another recipient.
+    """
+    try:
+        sender = message["From"].addresses[0].addr_spec
+        recipient = message["To"].addresses[0].addr_spec
+        utf8 = not (sender + recipient).isascii()
+        policy = _WIRE.clone(utf8=True) if utf8 else _WIRE
+        data = message.as_bytes(policy=policy)
+    except (ValueError, IndexError, LookupError) as exc:  # UnicodeError is a ValueError
+        msg = f"the message cannot be written: {exc}"
+        raise MessageError(msg) from exc
+    _check_headers(data, list(message.keys()), recipient)
     return Outgoing(sender, recipient, str(message["Message-ID"]), data, utf8)
+
+
+def _check_headers(data: bytes, names: list[str], recipient: str) -> None:
+    """Refuse bytes whose header block is not exactly ``names``, with ``recipient`` in To.
+
+    The last line of defence against header injection, whatever the email package does: it
+    reads the bytes as a receiving server would, a bare CR or LF ending a line too.
+    """
+    head = data.split(b"\r\n\r\n", 1)[0].decode("utf-8", "replace")
+    fields: dict[str, str] = {}
+    for line in re.split(r"\r\n|\r|\n", head):
+        if line[:1] in {" ", "\t"} and fields:
+            fields[next(reversed(fields))] += line
+            continue
+        name, colon, value = line.partition(":")
+        if not colon or name.lower() in fields:
+            msg = f"the message would carry an unexpected header line {line[:60]!r}"
+            raise MessageError(msg)
+        fields[name.lower()] = value
+    if sorted(fields) != sorted(n.lower() for n in names) or b"\r\n\r\n" not in data:
+        msg = f"the message would carry the headers {sorted(fields)}, not {sorted(names)}"
+        raise MessageError(msg)
+    found = [address for _, address in email.utils.getaddresses([fields["to"]])]
+    if found != [recipient]:
+        msg = f"the message would go to {found}, not to {recipient!r}"
+        raise MessageError(msg)
 
 
 def test_message(sender: Sender, to: str, sent_at: datetime) -> EmailMessage:
     """A short message that proves the delivery path works."""
     message = EmailMessage()
-    message["From"] = sender.address
-    message["To"] = to
+    _address_headers(message, sender.address, None, to)
     message["Subject"] = "eventwatch test message"
     message["Date"] = email.utils.format_datetime(sent_at.astimezone(UTC))
     message["Message-ID"] = message_id(f"test|{to}|{sent_at.isoformat()}", sender.address)

@@ -171,7 +171,9 @@ def _email(value: str) -> str:
     except email_validator.EmailNotValidError as exc:
         msg = f"{value!r} is not an e-mail address: {exc}"
         raise ValueError(msg) from exc
-    return checked.normalized
+    # An internationalised domain travels in its ASCII (IDNA) form, which every server takes;
+    # only a local part that is not ASCII needs SMTPUTF8, which many servers lack.
+    return checked.ascii_email or checked.normalized
 
 
 EmailAddress = Annotated[str, AfterValidator(_single_line), AfterValidator(_email)]
