@@ -312,3 +312,61 @@ def test_plan_shows_ledger_status(run: Runner, shipped: tuple[str, ...], tmp_pat
     ledger.close()
     rows = json.loads(run(*shipped, "plan", "--json", "--at", "2026-01-01T00:00:00Z").out)
     assert [r["status"] for r in rows] == ["sent"] + ["pending"] * 5
+
+
+HOSTILE_CALENDAR = """\
+name = "Hostile"
+timezone = "Europe/Brussels"
+
+[reminders]
+offsets = ["P1D"]
+recipients = [
+    { address = "bad@bücher.example", name = "Bad" },
+    { address = "ok@example.org", name = "Bad =?UTF-8?Q?=0A?=Bcc: x@evil.example" },
+    { address = "user@xn--bcher-kva.example" },
+    { address = "bädi@example.org", name = "Bädi" },
+]
+
+[[events]]
+id = "meeting"
+title = "Delta =?UTF-8?Q?=0A?=Bcc: x@evil.example check"
+location = "x =?UTF-8?Q?=0A=0A?=Reply-To: y@evil.example"
+start = 2026-05-04T10:00:00
+end = 2026-05-04T12:00:00
+"""
+
+
+def test_simulate_sends_to_every_hostile_recipient_with_only_its_own_headers(
+    run: Runner, site: Site, tmp_path: Path
+) -> None:
+    """The inputs that once added headers or stopped a batch: every message goes, intact."""
+    site.write_calendar("test", HOSTILE_CALENDAR)
+    out = tmp_path / "outbox"
+    result = run(
+        "--config", str(site.config), "simulate",
+        "--from", "2026-05-01T00:00:00Z", "--until", "2026-05-05T00:00:00Z", "--out", str(out),
+    )  # fmt: skip
+    assert result.code == 0, result.err
+    assert result.out.splitlines()[-1] == f"4 messages written to {out}"
+    found = {}
+    box = mailbox.Maildir(out, create=False)
+    for key in box.iterkeys():
+        # SMTPUTF8 headers are UTF-8 on the wire: read them as such.
+        message = email.message_from_string(
+            box.get_bytes(key).decode(), policy=email.policy.default
+        )
+        assert sorted(k.lower() for k in message) == sorted(
+            ["from", "to", "subject", "date", "message-id", "auto-submitted", "mime-version",
+             "content-type"]
+        )  # fmt: skip
+        (address,) = message["To"].addresses
+        found[address.addr_spec] = message["Subject"]
+    assert sorted(found) == [
+        "bad@xn--bcher-kva.example", "bädi@example.org", "ok@example.org",
+        "user@xn--bcher-kva.example",
+    ]  # fmt: skip
+    subject = (
+        "Reminder: Delta =?UTF-8?Q?=0A?=Bcc: x@evil.example check in 1 day "
+        "(Mon 4 May 2026 10:00 CEST, x =?UTF-8?Q?=0A=0A?=Reply-To: y@evil.example)"
+    )
+    assert set(found.values()) == {subject}

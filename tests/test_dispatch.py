@@ -254,3 +254,28 @@ def test_halt_starts_no_new_send(tmp_path: Path) -> None:
     statuses = sorted(row.status.value for row in ledger.rows().values())
     assert statuses == ["sending", "sending", "sent"]
     assert ledger.requeue_in_flight() == 2
+
+
+def test_one_message_that_cannot_be_made_fails_alone(tmp_path: Path) -> None:
+    """A reminder whose message cannot be made fails with its reason; the rest go out."""
+    reminders = plan(recipients=3)
+    made = Ledger.in_folder(tmp_path / "state")
+    made.reconcile(reminders, DUE - timedelta(days=30))
+    send = dispatcher(made, MaildirDelivery(tmp_path / "outbox"), reminders=reminders)
+    real = send.attachment
+    calls = iter(range(3))
+
+    def attachment(event: object) -> bytes:
+        if next(calls) == 1:  # the second message made: a fault nobody foresaw
+            raise KeyError(event)
+        return real(event)  # type: ignore[arg-type]
+
+    send.attachment = attachment
+    outcomes = asyncio.run(send.run_due(DUE))
+    assert sorted(o.result for o in outcomes) == ["failed", "sent", "sent"]
+    statuses = sorted(str(row.status) for row in made.rows().values())
+    assert statuses == ["failed", "sent", "sent"]
+    (failed,) = [row for row in made.rows().values() if row.status is Status.FAILED]
+    assert failed.last_error.startswith("the message cannot be made: KeyError")  # type: ignore[union-attr]
+    assert len(list(mailbox.Maildir(tmp_path / "outbox", create=False))) == 2
+    made.close()

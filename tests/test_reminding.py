@@ -16,6 +16,7 @@ from eventwatch import dispatch, feeds, inputs, publication
 from eventwatch.ledger import Ledger, Status
 from eventwatch.reminding import Reminders
 
+from .test_cli import HOSTILE_CALENDAR
 from .test_delivery import Recorder, Server
 
 if TYPE_CHECKING:
@@ -241,3 +242,86 @@ def test_a_batch_beyond_one_claim_is_sent_in_one_wake(
         ledger.close()
     assert statuses == [Status.SENT] * 5
     assert len(_messages(site)) == 5
+
+
+def test_hostile_recipients_over_smtp_each_get_one_message_with_only_its_headers(
+    site: Site,
+) -> None:
+    """Over a real SMTP server, every recipient of the hostile calendar gets its message alone."""
+    recorder = Recorder()
+    server = Server(recorder, auth_require_tls=False)
+    site.write_config(
+        f"""
+        [mail]
+        delivery = "smtp"
+        from = "eventwatch@example.org"
+        [smtp]
+        host = "127.0.0.1"
+        port = {server.port}
+        security = "none"
+        """,
+    )
+    site.write_calendar("test", HOSTILE_CALENDAR)
+    due = datetime(2026, 5, 3, 8, 0, tzinfo=UTC)  # P1D before 10:00 CEST
+    ledger = Ledger.in_folder(site.root / "state")
+
+    async def scenario() -> None:
+        reminders = Reminders(ledger, lambda: due)
+        await reminders.start(*_publish(site, ledger, feeds.Renderer(), due))
+        await reminders.stop()
+
+    try:
+        asyncio.run(scenario())
+        statuses = sorted(str(row.status) for row in ledger.rows().values())
+    finally:
+        ledger.close()
+        server.stop()
+    assert statuses == ["sent"] * 4
+    envelopes = sorted(tuple(e.rcpt_tos) for e in recorder.received)
+    assert envelopes == [
+        ("bad@xn--bcher-kva.example",), ("bädi@example.org",), ("ok@example.org",),
+        ("user@xn--bcher-kva.example",),
+    ]  # fmt: skip
+    for envelope in recorder.received:
+        content = envelope.original_content or envelope.content
+        message = email.message_from_bytes(content, policy=email.policy.default)
+        assert sorted(k.lower() for k in message) == sorted(
+            ["from", "to", "subject", "date", "message-id", "auto-submitted", "mime-version",
+             "content-type"]
+        )  # fmt: skip
+
+
+def test_a_failing_pass_is_reported_and_the_next_one_sends(
+    site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pass that fails (say, the disk) degrades health with its cause; the next pass sends."""
+    _meeting(site, MEETING_AT, offsets=("P1D",))
+    due = MEETING_AT - timedelta(days=1)
+    ledger = Ledger.in_folder(site.root / "state")
+    real = ledger.claim_due
+    failures = [OSError(28, "No space left on device")]
+
+    def claim_due(now: datetime, limit: int) -> object:
+        if failures:
+            raise failures.pop()
+        return real(now, limit)
+
+    monkeypatch.setattr(ledger, "claim_due", claim_due)
+
+    async def scenario() -> tuple[str | None, str | None]:
+        reminders = Reminders(ledger, lambda: due)
+        await reminders.start(*_publish(site, ledger, feeds.Renderer(), due))
+        during = (await asyncio.to_thread(reminders.health)).problem
+        await reminders.wake()  # what the sweep does a minute later
+        after = (await asyncio.to_thread(reminders.health)).problem
+        await reminders.stop()
+        return during, after
+
+    try:
+        during, after = asyncio.run(scenario())
+        statuses = [row.status for row in ledger.rows().values()]
+    finally:
+        ledger.close()
+    assert during == "OSError: [Errno 28] No space left on device"
+    assert after is None
+    assert statuses == [Status.SENT]

@@ -123,6 +123,8 @@ def status_line(
         )
         parts += [f"next reminder {upcoming}", f"{health.failed} failed"]
     line = ", ".join(parts)
+    if health is not None and health.problem is not None:
+        line += f"; sending FAILED: {health.problem}"
     if error is not None:
         line += f"; last reload FAILED, serving the last good calendars: {error}"
     return line

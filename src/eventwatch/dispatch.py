@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from eventwatch import logs, messages
-from eventwatch.delivery import DeliveryError
+from eventwatch.errors import DeliveryError, MessageError
 from eventwatch.ledger import NOTICE_KINDS
 
 if TYPE_CHECKING:
@@ -128,11 +129,38 @@ class Dispatcher:
         built = {}
         for row in rows:
             reminder = self.plan[row.key]
-            message = messages.build(
-                reminder, self.sender, sent_at=row.due, ics=self.attachment(reminder.event)
-            )
-            built[row.key] = messages.outgoing(message)
+            with contextlib.suppress(MessageError):  # it fails, with its reason, when due
+                built[row.key] = self._message(reminder, sent_at=row.due)
         return built
+
+    def _message(
+        self,
+        reminder: Reminder,
+        *,
+        sent_at: datetime,
+        late: bool = False,
+        notice: tuple[str, str] | None = None,
+    ) -> messages.Outgoing:
+        """The message of ``reminder`` for the wire; ``MessageError`` if it cannot be made.
+
+        Whatever goes wrong in making one message is that message's failure alone: a bug
+        or an input nobody foresaw must not keep the rest of a batch from going out.
+        """
+        try:
+            message = messages.build(
+                reminder,
+                self.sender,
+                sent_at=sent_at,
+                ics=self.attachment(reminder.event),
+                late=late,
+                notice=notice,
+            )
+            return messages.outgoing(message)
+        except MessageError:
+            raise
+        except Exception as exc:
+            msg = f"{type(exc).__name__}: {exc}"
+            raise MessageError(msg) from exc
 
     async def run_due(self, now: datetime) -> list[Outcome]:
         """Claim every reminder due at ``now`` and settle each one.
@@ -211,15 +239,14 @@ class Dispatcher:
             if row.key in ready and row.attempts == 1 and not late:
                 prepared.append((row, ready[row.key]))
                 continue
-            message = messages.build(
-                reminder,
-                self.sender,
-                sent_at=now,
-                ics=self.attachment(reminder.event),
-                late=late,
-                notice=notice,
-            )
-            prepared.append((row, messages.outgoing(message)))
+            try:
+                prepared.append(
+                    (row, self._message(reminder, sent_at=now, late=late, notice=notice))
+                )
+            except MessageError as exc:
+                why = f"the message cannot be made: {exc}"
+                self.ledger.mark_failed(row.key, why)
+                prepared.append(Outcome(now, row, "failed", why, reason="message"))
         return prepared
 
     async def _deliver(

@@ -67,6 +67,8 @@ class Health:
     next_due: datetime | None
     failed: int
     pending: int
+    problem: str | None = None
+    """Why the last pass over the due reminders failed, while it keeps failing."""
 
 
 class Reminders:
@@ -91,6 +93,8 @@ class Reminders:
         self._preparing: asyncio.Task[int] | None = None
         self._waking: asyncio.Task[object] | None = None
         self._abandoned = False
+        self.problem: str | None = None
+        """Why the last pass failed; None once a pass succeeds."""
 
     def _attachment(self, event: Event) -> bytes:
         """The event as a one-event calendar, from the publication being served."""
@@ -187,8 +191,14 @@ class Reminders:
                 if not self._abandoned:
                     raise
                 return  # stop() gave these sends up; their rows go back to pending
+            except Exception as exc:  # noqa: BLE001 - a failed pass must not end the sending
+                self._failed(exc)
+                return  # the sweep tries again within a minute
             finally:
                 self._waking = None
+            if self.problem is not None:
+                log.info("sending works again", after=self.problem)
+                self.problem = None
             self.waker.arm(upcoming)
         if self._preparing is None or self._preparing.done():
             # Build what falls due soon while nothing is due; a reload makes a new dispatcher.
@@ -207,6 +217,17 @@ class Reminders:
             upcoming = await asyncio.to_thread(self.ledger.next_due)
             if not outcomes or upcoming is None or upcoming > self.clock() or dispatcher.halted:
                 return upcoming
+
+    def _failed(self, exc: Exception) -> None:
+        """Log one line for a pass that failed (not again while it fails alike); degrade health.
+
+        Claimed rows stay ``sending`` and are put back to pending at the next start; what
+        failed (a full disk, a database gone) is for the admin, whom ``/healthz`` tells.
+        """
+        problem = f"{type(exc).__name__}: {exc}"
+        if problem != self.problem:
+            log.error("sending failed, trying again at the next sweep", error=problem)
+        self.problem = problem
 
     async def _prepare(self, dispatcher: Dispatcher) -> int:
         """Build ahead what falls due soon; a failure here only means building it when due."""
@@ -242,6 +263,7 @@ class Reminders:
             next_due=self.ledger.next_due(),
             failed=counts.get("failed", 0),
             pending=counts.get("pending", 0),
+            problem=self.problem,
         )
 
     async def stop(self) -> None:

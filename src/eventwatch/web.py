@@ -211,6 +211,7 @@ def _reminders_health(state: State) -> dict[str, object]:
         "next_reminder": next_due,
         "pending_reminders": found.pending,
         "failed_reminders": found.failed,
+        "sending_error": found.problem,
     }
 
 
@@ -260,7 +261,11 @@ def create_app(state: State, clock: Callable[[], datetime]) -> ASGIApp:
             "last_reload_error": state.last_reload_error,
         }
         body |= await run_in_threadpool(_reminders_health, state)
-        degraded = state.last_reload_error is not None or body.get("ledger") == "unreachable"
+        degraded = (
+            state.last_reload_error is not None
+            or body.get("ledger") == "unreachable"
+            or body.get("sending_error") is not None
+        )
         if degraded:
             body["status"] = "degraded"
         return JSONResponse(
