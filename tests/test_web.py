@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import gzip
+import http.client
+import logging
+import select
+import socket
+import threading
+import time
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -11,7 +18,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from eventwatch import feeds, publication, web
+from eventwatch import daemon, feeds, httpserver, publication, web
 from eventwatch.errors import OperationError
 from eventwatch.ledger import Ledger
 from eventwatch.metrics import Metrics
@@ -23,6 +30,8 @@ from .conftest import serving
 if TYPE_CHECKING:
     from collections.abc import Iterator
     from pathlib import Path
+
+    from starlette.types import ASGIApp
 
 NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 
@@ -82,6 +91,27 @@ def client(state: web.State) -> Iterator[httpx.Client]:
     """An HTTP client bound to the real server serving ``state``."""
     with serving(web.create_app(state, lambda: NOW)) as url, httpx.Client(base_url=url) as http:
         yield http
+
+
+@contextlib.contextmanager
+def serving_as_daemon(
+    app: ASGIApp, request_timeout: float = httpserver.REQUEST_TIMEOUT
+) -> Iterator[tuple[str, int]]:
+    """Serve ``app`` on a free loopback port as the daemon does; yield its host and port."""
+    sock = socket.create_server(("127.0.0.1", 0))
+    server = daemon._Server(httpserver.config(app, request_timeout=request_timeout))  # noqa: SLF001
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            pytest.fail("the test server did not start")
+        time.sleep(0.01)
+    try:
+        yield "127.0.0.1", sock.getsockname()[1]
+    finally:
+        server.should_exit = True
+        thread.join(10)
 
 
 def plain(client: httpx.Client, path: str, **headers: Any) -> httpx.Response:  # noqa: ANN401
@@ -333,6 +363,129 @@ class TestHealthAndMetrics:
             answer = httpx.get(f"{url}/metrics")
         assert answer.status_code == 200
         assert "eventwatch_ledger_up 0.0" in answer.text
+
+
+BOUND = 1.0
+"""The request timeout these tests serve with: short, so that the slow clients are quick."""
+
+
+def until_closed(sock: socket.socket, *, began: float) -> tuple[float, bytes]:
+    """Send a byte ("a") every 0.1 s until the server closes; the seconds since ``began``.
+
+    Also what the server sent meanwhile. Fails the test if the server still holds on after 5 s.
+    """
+    received = b""
+    while time.monotonic() - began < 5:
+        readable, _, _ = select.select([sock], [], [], 0.1)
+        try:
+            if not readable:
+                sock.sendall(b"a")
+                continue
+            got = sock.recv(65536)
+        except (BrokenPipeError, ConnectionResetError):
+            got = b""
+        if not got:
+            return time.monotonic() - began, received
+        received += got
+    pytest.fail(f"the server still holds the connection after {time.monotonic() - began:.1f} s")
+
+
+def warnings_and_worse(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    """What the server logged at WARNING or above, once it has finished with the connection."""
+    time.sleep(0.2)
+    return [record for record in caplog.records if record.levelno >= logging.WARNING]
+
+
+class TestSlowAndMalformedClients:
+    """Clients that send slowly or send nonsense, against the daemon's own server."""
+
+    def test_slow_request_head_is_dropped(self, state: web.State) -> None:
+        """A client trickling its request head is cut off at the bound; others are served."""
+        with serving_as_daemon(web.create_app(state, lambda: NOW), BOUND) as (host, port):
+            slow = socket.create_connection((host, port))
+            began = time.monotonic()
+            slow.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+            assert httpx.get(f"http://{host}:{port}/healthz").status_code == 200
+            seconds, answer = until_closed(slow, began=began)
+            slow.close()
+        assert BOUND <= seconds < BOUND + 1.5
+        assert answer == b""
+
+    def test_silent_connection_is_dropped(self, state: web.State) -> None:
+        """A connection that never sends a byte is closed at the bound."""
+        with serving_as_daemon(web.create_app(state, lambda: NOW), BOUND) as (host, port):
+            with socket.create_connection((host, port)) as silent:
+                began = time.monotonic()
+                silent.settimeout(5)
+                assert silent.recv(1) == b""
+            seconds = time.monotonic() - began
+        assert BOUND <= seconds < BOUND + 1.5
+
+    def test_slow_request_body_is_dropped(self, state: web.State) -> None:
+        """A client trickling a body its request announced is cut off at the bound."""
+        with serving_as_daemon(web.create_app(state, lambda: NOW), BOUND) as (host, port):
+            slow = socket.create_connection((host, port))
+            began = time.monotonic()
+            slow.sendall(b"POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n")
+            seconds, answer = until_closed(slow, began=began)
+            slow.close()
+        assert BOUND <= seconds < BOUND + 1.5
+        assert answer.startswith(b"HTTP/1.1 405 ")  # answered at once, then cut off all the same
+
+    def test_keep_alive_outlasts_the_bound(self, state: web.State) -> None:
+        """A kept-alive connection serves request after request for longer than the bound."""
+        with serving_as_daemon(web.create_app(state, lambda: NOW), BOUND) as (host, port):
+            connection = http.client.HTTPConnection(host, port, timeout=5)
+            connection.connect()
+            first = connection.sock
+            began = time.monotonic()
+            statuses = []
+            while time.monotonic() - began < 2 * BOUND:
+                connection.request("GET", "/healthz")
+                with connection.getresponse() as response:
+                    response.read()
+                    statuses.append(response.status)
+                time.sleep(BOUND / 3)
+            same = connection.sock is first  # http.client would have opened another
+            connection.close()
+        assert set(statuses) == {200}
+        assert len(statuses) >= 4
+        assert same
+
+    @pytest.mark.parametrize(
+        ("method", "path"),
+        [("GET", "/"), ("POST", "/"), ("GET", "/feeds/alpha.ics"), ("POST", "/feeds/alpha.ics"),
+         ("PUT", "/healthz"), ("GET", "/nowhere")],
+    )  # fmt: skip
+    def test_malformed_chunked_body_is_400(
+        self, state: web.State, caplog: pytest.LogCaptureFixture, method: str, path: str
+    ) -> None:
+        """A bad chunk-size line answers 400, logged as one short warning with no traceback."""
+        request = f"{method} {path} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+        with serving_as_daemon(web.create_app(state, lambda: NOW)) as address:
+            with socket.create_connection(address, timeout=5) as sock:
+                sock.sendall(request.encode() + b"zz\r\nabc\r\n0\r\n\r\n")
+                answer = b"".join(iter(lambda: sock.recv(65536), b""))
+            logged = warnings_and_worse(caplog)
+        assert answer.startswith(b"HTTP/1.1 400 ")
+        assert [r.getMessage() for r in logged] == ["Invalid HTTP request received."]
+        assert not any(r.exc_info for r in logged)
+
+    def test_malformed_chunk_after_the_answer_closes(
+        self, state: web.State, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """A bad chunk after the answer closes the connection, with one short warning."""
+        request = b"GET /healthz HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+        with serving_as_daemon(web.create_app(state, lambda: NOW)) as address:
+            with socket.create_connection(address, timeout=5) as sock:
+                sock.sendall(request)
+                assert sock.recv(65536).startswith(b"HTTP/1.1 200 ")
+                sock.sendall(b"zz\r\nabc\r\n0\r\n\r\n")
+                rest = b"".join(iter(lambda: sock.recv(65536), b""))
+            logged = warnings_and_worse(caplog)
+        assert rest == b""
+        assert [r.getMessage() for r in logged] == ["Invalid HTTP request received."]
+        assert not any(r.exc_info for r in logged)
 
 
 @pytest.mark.parametrize(
