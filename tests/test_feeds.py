@@ -290,6 +290,61 @@ class TestEvents:
         assert parsed["DTSTART"].dt == datetime(2026, 2, 12, 10, tzinfo=ZoneInfo("Europe/Brussels"))
 
 
+class TestUtc:
+    """Times in UTC, and the one local time that only UTC can name."""
+
+    @pytest.mark.parametrize("zone", ["UTC", "Etc/UTC", "Zulu", "GMT", "Etc/GMT"])
+    def test_utc_times_end_in_z(self, zone: str) -> None:
+        """A time in UTC, under any of its names, is written with a Z and needs no VTIMEZONE."""
+        body = render(
+            calendar(
+                {
+                    "id": "a",
+                    "title": "A",
+                    "timezone": zone,
+                    "start": datetime(2026, 12, 10, 10),
+                    "end": datetime(2026, 12, 10, 12),
+                },
+            ),
+        )
+        assert b"DTSTART:20261210T100000Z\r\n" in body
+        assert b"DTEND:20261210T120000Z\r\n" in body
+        assert b"TZID" not in body
+        assert b"VTIMEZONE" not in body
+
+    def test_the_second_of_a_repeated_time_is_written_in_utc(self) -> None:
+        """Of the two 01:30s of the night New York's clocks go back, the second is in UTC."""
+        body = render(
+            calendar(
+                {
+                    "id": "first",
+                    "title": "First",
+                    "timezone": "America/New_York",
+                    "start": datetime(2026, 11, 1, 1, 30),
+                    "end": datetime(2026, 11, 1, 3),
+                },
+                {
+                    "id": "second",
+                    "title": "Second",
+                    "timezone": "America/New_York",
+                    "start": datetime(2026, 11, 1, 6, 30, tzinfo=UTC),
+                    "end": datetime(2026, 11, 1, 3),
+                },
+            ),
+        )
+        starts = [line for line in body.split(b"\r\n") if line.startswith(b"DTSTART;TZID=A")]
+        assert starts == [b"DTSTART;TZID=America/New_York:20261101T013000"]
+        assert b"DTSTART:20261101T063000Z\r\n" in body
+
+
+def test_calendar_name_and_description_are_text() -> None:
+    """A feed's name and description are escaped as TEXT: no comma, newline or backslash raw."""
+    header = feeds.Header("a,b;c\\d", "x\ny, z", timedelta(hours=1))
+    body = feeds.Renderer().render(header, []).body
+    assert b"\r\nNAME:a\\,b\\;c\\\\d\r\nX-WR-CALNAME:a\\,b\\;c\\\\d\r\n" in body
+    assert b"\r\nX-WR-CALDESC:x\\ny\\, z\r\n" in body
+
+
 def reference_vevent(entry: feeds.Entry) -> icalendar.Event:
     """The same event built with icalendar's own object model, as the reference."""
     event, revision = entry.event, entry.revision
@@ -361,6 +416,20 @@ def test_encoding_parses_equal_to_icalendars_own() -> None:
                     "timezone": "Europe/Istanbul",
                     "related_to": "a",
                     "status": "tentative",
+                },
+                {
+                    "id": "c",
+                    "title": "C",
+                    "start": datetime(2026, 12, 10, 10),
+                    "end": datetime(2026, 12, 10, 12),
+                    "timezone": "UTC",
+                },
+                {
+                    "id": "d",
+                    "title": "D",
+                    "start": datetime(2026, 12, 10, 10),
+                    "end": datetime(2026, 12, 10, 12),
+                    "timezone": "Etc/GMT",
                 },
             ],
         },

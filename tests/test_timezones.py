@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import zoneinfo
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -124,3 +125,19 @@ def test_every_tzid_has_its_vtimezone_and_no_other() -> None:
     assert text.count("BEGIN:VTIMEZONE") == 1
     assert "TZID:America/New_York" in text
     assert "Europe/" not in text
+
+
+def test_utc_names_are_the_zones_that_are_utc() -> None:
+    """The names written as UTC are the zones with no offset or summer time, named UTC or GMT."""
+    probes = [
+        datetime(y, m, 2, tzinfo=UTC) for y in (2, 1000, 1900, 1970, 2026, 9998) for m in (1, 7)
+    ]
+
+    def is_utc(name: str) -> bool:
+        zone = ZoneInfo(name)
+        seen = {(p.astimezone(zone).utcoffset(), p.astimezone(zone).tzname()) for p in probes}
+        return seen <= {(timedelta(0), "UTC"), (timedelta(0), "GMT")}
+
+    # localtime is this machine's zone, whatever that is, rather than a name in the tz database.
+    names = (zoneinfo.available_timezones() | {"UTC"}) - {"localtime"}
+    assert {name for name in names if is_utc(name)} == timezones.UTC_NAMES

@@ -113,8 +113,21 @@ def _params(params: tuple[tuple[str, str], ...]) -> bytes:
     return b";" + bytes(icalendar.Parameters(dict(params)).to_ical(sorted=True))
 
 
+def _repeated(value: datetime) -> bool:
+    """Whether ``value`` is the second of a wall time that the clocks go through twice.
+
+    RFC 5545 reads such a local time as the first; only a UTC time can name the second.
+    """
+    return bool(value.fold) and value.utcoffset() != value.replace(fold=0).utcoffset()
+
+
 def _when(name: str, value: date | datetime, zone: str) -> bytes:
-    """DTSTART or DTEND: a date with VALUE=DATE, or a local time with its zone's TZID."""
+    """DTSTART or DTEND: a date with VALUE=DATE, a UTC time with a Z, or a local time and TZID."""
+    if isinstance(value, datetime) and (timezones.is_utc(zone) or _repeated(value)):
+        # RFC 5545 writes UTC times with a Z and forbids a TZID on them (icalendar drops a
+        # TZID=UTC parameter for that reason, which left "DTSTART;:" with no zone at all).
+        # The second of a repeated wall time has no local form, so it is written in UTC too.
+        return _line(name, _utc(value))
     if isinstance(value, datetime):
         params = _params((("TZID", zone),))
         encoded = bytes(icalendar.vDatetime(value.replace(tzinfo=None)).to_ical())
@@ -128,10 +141,17 @@ def _text(value: str) -> bytes:
     return bytes(icalendar.vText(value).to_ical())
 
 
-@functools.lru_cache(maxsize=4096)
 def _utc(value: datetime) -> bytes:
-    """A UTC stamp, encoded once: most events of a feed share a few stamps."""
-    return bytes(icalendar.vDatetime(value.astimezone(UTC)).to_ical())
+    """An instant as a UTC time with its Z."""
+    # Cached by the UTC instant: Python holds the two 01:30s of a night the clocks go back
+    # equal (same zone, same wall time), so a cache keyed by local times would mix them up.
+    return _utc_encoded(value.astimezone(UTC))
+
+
+@functools.lru_cache(maxsize=4096)
+def _utc_encoded(value: datetime) -> bytes:
+    """A UTC time, encoded once: most events of a feed share a few stamps."""
+    return bytes(icalendar.vDatetime(value).to_ical())
 
 
 def _vevent(entry: Entry) -> bytes:
@@ -206,13 +226,15 @@ def _vtimezone(name: str, first_year: int, last_year: int) -> bytes:
 
 
 Span = tuple[str, int, int] | None
-"""The zone a timed event is written in, with its first and last year; None for all-day."""
+"""The zone a timed event is written in, with its first and last year; None for all-day or UTC."""
 
 
 def _span(event: Event) -> Span:
     start, end = event.start, event.end
     if not isinstance(start, datetime) or not isinstance(end, datetime):
         return None  # all-day events are dates, which carry no zone
+    if timezones.is_utc(event.timezone):
+        return None  # UTC times end in Z, which every reader knows without a VTIMEZONE
     return (event.timezone, start.year, end.year)
 
 
@@ -231,11 +253,15 @@ def _header(header: Header) -> bytes:
     calendar.add("prodid", PRODID)
     calendar.add("calscale", "GREGORIAN")
     calendar.add("method", "PUBLISH")
-    calendar.add("name", header.name)
-    calendar.add("x-wr-calname", header.name)
+    # icalendar knows NAME and the X-WR- properties by no type, and writes a string it does
+    # not know as it is: unescaped, and a newline would end the line. They are all TEXT.
+    name = icalendar.vText(header.name)
+    calendar.add("name", name)
+    calendar.add("x-wr-calname", name)
     if header.description:
-        calendar.add("description", header.description)
-        calendar.add("x-wr-caldesc", header.description)
+        description = icalendar.vText(header.description)
+        calendar.add("description", description)
+        calendar.add("x-wr-caldesc", description)
     calendar.add("refresh-interval", header.refresh, parameters={"VALUE": "DURATION"})
     calendar.add("x-published-ttl", icalendar.vDuration(header.refresh))
     body = bytes(calendar.to_ical())

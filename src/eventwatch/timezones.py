@@ -17,6 +17,23 @@ from zoneinfo import ZoneInfo
 _DAY = timedelta(days=1)
 _WEEKDAYS = ("MO", "TU", "WE", "TH", "FR", "SA", "SU")
 
+UTC_NAMES = frozenset(
+    {"UTC", "Etc/UTC", "Etc/UCT", "Etc/Universal", "Etc/Zulu", "UCT", "Universal", "Zulu"}
+    | {"GMT", "Etc/GMT", "Etc/GMT+0", "Etc/GMT-0", "Etc/GMT0", "Etc/Greenwich"}
+    | {"GMT+0", "GMT-0", "GMT0", "Greenwich"},
+)
+"""The zones that are UTC at every instant: the tz database's Etc/UTC and Etc/GMT and their links.
+
+GMT is among them: in the tz database it is UTC under another name, with no summer time, and
+icalendar's own writer gives it a Z too. As a TZID it would invite readers that map names to
+Windows zones to take it for "GMT Standard Time", which is London's, summer time included.
+"""
+
+
+def is_utc(name: str) -> bool:
+    """Tell whether zone ``name`` is UTC for all time, so its times can be written with a Z."""
+    return name in UTC_NAMES
+
 
 @dataclass(frozen=True, slots=True)
 class Observance:
