@@ -280,6 +280,9 @@ def create_app(state: State, clock: Callable[[], datetime]) -> ASGIApp:
             Route("/metrics", functools.partial(_metrics, state), methods=["GET", "HEAD"]),
         ],
     )
+    # No redirect for a trailing slash: the four addresses have none, and Starlette would build
+    # the redirect from the client's Host header and answer 307 to /feeds/%2e%2e.ics/ too.
+    framework.router.redirect_slashes = False
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         if (
