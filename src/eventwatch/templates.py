@@ -15,8 +15,11 @@ if TYPE_CHECKING:
 def environment(override: Path | None = None) -> jinja2.Environment:
     """Templates from ``override`` first (a site's own), then the shipped ones.
 
-    HTML templates are autoescaped, so every text from a calendar file is escaped there;
-    plain-text templates are not (escaping would show as ``&amp;`` in a mail client).
+    Every template is autoescaped, so every text from a calendar file is escaped, except
+    plain-text ones (``.txt``, ``.txt.j2``), where escaping would show as ``&amp;`` in a mail
+    client. Escaping is the default rather than chosen for ``.html`` names because a site's
+    own ``reminder.html.j2`` may extend or include a template of any name (``layout.j2``),
+    and each template is escaped by its own name.
     """
     loaders: list[jinja2.BaseLoader] = []
     if override is not None:
@@ -24,7 +27,9 @@ def environment(override: Path | None = None) -> jinja2.Environment:
     loaders.append(jinja2.PackageLoader("eventwatch", "templates"))
     return jinja2.Environment(
         loader=jinja2.ChoiceLoader(loaders),
-        autoescape=jinja2.select_autoescape(["html", "html.j2"], default_for_string=False),
+        autoescape=jinja2.select_autoescape(
+            enabled_extensions=(), disabled_extensions=("txt", "txt.j2"), default=True
+        ),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
         trim_blocks=True,
