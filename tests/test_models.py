@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time
+import zoneinfo
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import icalendar
 import pytest
 from pydantic import ValidationError
 
+from eventwatch import feeds, planner, revisions
 from eventwatch.models import Calendar, Event, Offset, Recipient, ReminderPolicy, in_start_order
 
 BRUSSELS = ZoneInfo("Europe/Brussels")
+NOW = datetime(2026, 12, 3, tzinfo=UTC)
 
 
 def event(**fields: Any) -> Event:  # noqa: ANN401
@@ -301,3 +305,121 @@ def test_categories_may_not_hold_commas() -> None:
     with pytest.raises(ValidationError) as exc:
         event(categories=["a,b"])
     assert "may not contain a comma" in error_of(exc)
+
+
+# --- the ends of every range --------------------------------------------------------------
+
+ZONES = sorted((zoneinfo.available_timezones() | {"UTC"}) - {"localtime", "Factory"})
+"""Every zone a record takes: the tz data's names but the machine's clock and the placeholder."""
+
+
+class TestRanges:
+    """The ends of each range a record accepts, and what lies just beyond them."""
+
+    @pytest.mark.parametrize(
+        "text", ["PT0S", "PT59S", "P0D", "P3661D", "P523W", "P1000000D", "P" + "9" * 30 + "D"]
+    )
+    def test_offsets_beyond_the_range_are_refused(self, text: str) -> None:
+        """An offset under a minute or over ten years is refused, saying which end it passed."""
+        with pytest.raises(ValidationError) as exc:
+            ReminderPolicy.model_validate({"offsets": [text]})
+        assert "too short" in error_of(exc) or "too long" in error_of(exc)
+
+    @pytest.mark.parametrize("text", ["PT1M", "PT60S", "P3660D", "P522W", "P3659DT23H59M"])
+    def test_offsets_at_the_ends_are_accepted(self, text: str) -> None:
+        """One minute and 3,660 days, however written, are the ends of the range."""
+        (offset,) = ReminderPolicy.model_validate({"offsets": [text]}).offsets or ()
+        assert offset == Offset.parse(text)
+
+    @pytest.mark.parametrize(
+        "day", [date(1, 1, 1), date(1582, 12, 31), date(9999, 1, 1), date(9999, 12, 31)]
+    )
+    def test_days_beyond_the_range_are_refused(self, day: date) -> None:
+        """An all-day event outside 1583 to 9998 is refused once, naming the range."""
+        with pytest.raises(ValidationError) as exc:
+            event(start=day)
+        assert error_of(exc) == (
+            f"Value error, {day.isoformat()} is out of range: events lie between 1583-01-01 "
+            "and 9998-12-31"
+        )
+
+    @pytest.mark.parametrize("wall", ["0001-01-01T00:00:00", "9999-12-31T23:59:59"])
+    def test_timed_events_beyond_the_range_are_refused(self, wall: str) -> None:
+        """A timed event at the ends of Python's range is refused, not overflowed."""
+        with pytest.raises(ValidationError, match="is out of range"):
+            event(start=wall, end=wall)
+
+    @pytest.mark.parametrize("line", ["title", "location"])
+    def test_a_line_longer_than_the_limit_is_refused(self, line: str) -> None:
+        """A title or place of more than 1,000 characters is refused with both numbers."""
+        event(**{line: "x" * 1000})
+        with pytest.raises(ValidationError) as exc:
+            event(**{line: "x" * 1001})
+        assert error_of(exc) == (
+            "Value error, 1,001 characters is too long (at most 1,000 are allowed here)"
+        )
+
+    def test_a_description_longer_than_the_limit_is_refused(self) -> None:
+        """A description of more than 65,536 characters is refused."""
+        event(description="x" * 65_536)
+        with pytest.raises(ValidationError, match="65,537 characters is too long"):
+            event(description="x" * 65_537)
+
+
+def _ends(zone: str) -> Calendar:
+    """A calendar in ``zone`` with events on the first and last days, timed and all-day."""
+    events = [
+        {"id": "first-day", "title": "A", "start": "1583-01-01"},
+        {"id": "first", "title": "B", "start": "1583-01-01T00:00:00", "end": "1583-01-01T00:01:00"},
+        {"id": "last-day", "title": "C", "start": "9998-12-31"},
+        {"id": "last", "title": "D", "start": "9998-12-31T23:58:00", "end": "9998-12-31T23:59:59"},
+    ]
+    return Calendar.model_validate(
+        {
+            "id": "ends",
+            "name": "Ends",
+            "timezone": zone,
+            "reminders": {"offsets": ["P3660D", "PT1M"], "recipients": [{"address": "a@b.org"}]},
+            "events": events,
+        }
+    )
+
+
+@pytest.mark.parametrize("zone", ZONES)
+def test_every_zone_plans_at_both_ends_of_the_range(zone: str) -> None:
+    """In every zone the first and last days, timed and all-day, plan without overflow."""
+    plan = planner.reminders((_ends(zone),), ReminderPolicy())
+    assert len(plan) == 8
+    assert all(r.due < r.starts for r in plan)
+
+
+@pytest.mark.parametrize(
+    "zone",
+    ["UTC", "Europe/Brussels", "Africa/Casablanca", "America/St_Johns", "Pacific/Kiritimati"],
+)
+def test_feeds_at_both_ends_of_the_range_read_back(zone: str) -> None:
+    """The events on the first and last days render and read back at their own instants."""
+    calendar = _ends(zone)
+    entries = [feeds.Entry(e, revisions.revise(e, None, NOW)) for e in calendar.events]
+    body = feeds.Renderer().render(feeds.Header("Ends", "", timedelta(hours=1)), entries).body
+    parsed = icalendar.Calendar.from_ical(body)
+    found = {str(v["UID"]).split("/")[1].split("@")[0]: v for v in parsed.walk("VEVENT")}
+    for event in calendar.events:
+        start = found[event.id].decoded("DTSTART")
+        if isinstance(event.start, datetime):
+            assert start.astimezone(UTC) == event.start.astimezone(UTC)
+        else:
+            assert start == event.start
+
+
+@pytest.mark.parametrize("name", ["localtime", "Factory"])
+def test_names_that_are_not_zones_are_refused(name: str) -> None:
+    """The machine's own clock and the tz data's placeholder are not zones a feed can name."""
+    with pytest.raises(ValidationError, match="is not an IANA time zone"):
+        event(timezone=name)
+
+
+def test_fractions_of_a_second_are_refused() -> None:
+    """iCalendar has no fractions of a second, so a time with one is refused, not rounded."""
+    with pytest.raises(ValidationError, match="fractions of a second are not allowed"):
+        event(start="2026-07-07T10:00:00.5", end="2026-07-07T11:00:00")

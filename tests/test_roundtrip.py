@@ -31,7 +31,8 @@ if TYPE_CHECKING:
 
     from eventwatch.revisions import Revision
 
-ZONES = sorted(zoneinfo.available_timezones() | {"UTC"})
+ZONES = sorted((zoneinfo.available_timezones() | {"UTC"}) - {"localtime", "Factory"})
+"""Every zone a record takes: the tz data's names but the machine's clock and the placeholder."""
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 OPTIONS = publication.Options(timedelta(hours=1), alarms=False, defaults=ReminderPolicy())
 

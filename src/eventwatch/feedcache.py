@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
     from eventwatch.feeds import Placement
 
-FORMAT = 1
+FORMAT = 2  # 2: UTC times with a Z, escaped calendar names (VEVENTs cached by 1 are wrong)
 BODY_FILE = "feed-cache.ics"
 INDEX_FILE = "feed-cache.json"
 

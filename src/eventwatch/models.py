@@ -69,12 +69,26 @@ def _refuse_controls(value: str, allowed: str = "") -> str:
     return value
 
 
+LINE_AT_MOST = 1_000
+"""Characters in one line of text (a title, a place, a name): a subject line, not a page."""
+
+TEXT_AT_MOST = 65_536
+"""Characters in free text (a description): pages of agenda, not a book in every mail."""
+
+
+def _at_most(value: str, limit: int) -> str:
+    if len(value) > limit:
+        msg = f"{len(value):,} characters is too long (at most {limit:,} are allowed here)"
+        raise ValueError(msg)
+    return value
+
+
 def _single_line(value: str) -> str:
-    return _refuse_controls(value)
+    return _refuse_controls(_at_most(value, LINE_AT_MOST))
 
 
 def _paragraphs(value: str) -> str:
-    return _refuse_controls(value, allowed="\n\t")
+    return _refuse_controls(_at_most(value, TEXT_AT_MOST), allowed="\n\t")
 
 
 def _normalise_newlines(value: object) -> object:
@@ -130,9 +144,13 @@ Slug = Annotated[str, AfterValidator(_slug)]
 # --- time zones -----------------------------------------------------------------------------
 
 
+_NOT_ZONES = frozenset({"localtime", "Factory"})
+"""Names the tz data lists that are not zones: the machine's own clock, and a placeholder."""
+
+
 @functools.cache
 def _zone_names() -> frozenset[str]:
-    return frozenset(zoneinfo.available_timezones())
+    return frozenset(zoneinfo.available_timezones()) - _NOT_ZONES
 
 
 def is_zone(name: object) -> bool:
@@ -188,6 +206,10 @@ _DURATION = re.compile(
 )
 
 
+OFFSET_AT_MOST_DAYS = 3660
+"""The longest offset a record takes: about ten years before the start."""
+
+
 @dataclass(frozen=True, order=True, slots=True)
 class Offset:
     """How long before an event a reminder is due.
@@ -215,6 +237,21 @@ class Offset:
         days = parts.get("weeks", 0) * 7 + parts.get("days", 0)
         seconds = parts.get("hours", 0) * 3600 + parts.get("minutes", 0) * 60
         return cls(days=days, seconds=seconds + parts.get("seconds", 0))
+
+    def within_bounds(self) -> Offset:
+        """This offset if a reminder can be planned with it; else ``ValueError`` saying why.
+
+        Less than a minute before the start is no warning (the reminder would be skipped as
+        the event begins), and more than ``OFFSET_AT_MOST_DAYS`` is no reminder.
+        """
+        total = self.days * 86_400 + self.seconds
+        if total < 60:  # noqa: PLR2004 - one minute, as the message says
+            msg = f"{self} is too short: a reminder must be due at least PT1M before the start"
+            raise ValueError(msg)
+        if total > OFFSET_AT_MOST_DAYS * 86_400:
+            msg = f"{self} is too long: at most P{OFFSET_AT_MOST_DAYS}D (about ten years)"
+            raise ValueError(msg)
+        return self
 
     @property
     def exact(self) -> timedelta:
@@ -254,7 +291,7 @@ class Offset:
             if not isinstance(value, str):
                 msg = f"expected a duration string like 'P1D', got {value!r}"
                 raise ValueError(msg)  # noqa: TRY004 - pydantic reports ValueError, not TypeError
-            return cls.parse(value)
+            return cls.parse(value).within_bounds()
 
         return core_schema.no_info_plain_validator_function(
             validate,
@@ -341,6 +378,28 @@ _NO_END = object()
 _AS_BAD_START = object()
 """Stands in for the missing end of an event whose start is invalid and reported already."""
 
+_AS_START = object()
+"""Stands in for the missing end of an all-day event: its start, once that is valid."""
+
+
+FIRST_DAY = date(1583, 1, 1)
+"""The first day an event may touch: the Gregorian calendar's first whole year (iCalendar's)."""
+
+LAST_DAY = date(9998, 12, 31)
+"""The last day an event may touch, leaving room for the day after it and for every zone."""
+
+
+def _in_range(value: date | datetime) -> date | datetime:
+    """``value`` if its day lies between ``FIRST_DAY`` and ``LAST_DAY``; else ``ValueError``."""
+    day = value.date() if isinstance(value, datetime) else value
+    if not FIRST_DAY <= day <= LAST_DAY:
+        msg = (
+            f"{value.isoformat()} is out of range: events lie between "
+            f"{FIRST_DAY.isoformat()} and {LAST_DAY.isoformat()}"
+        )
+        raise ValueError(msg)
+    return value
+
 
 def _when(value: object, zone: tzinfo | None) -> date | datetime:
     """Turn a file's start or end into a date or an aware date-time in the event's zone."""
@@ -353,13 +412,17 @@ def _when(value: object, zone: tzinfo | None) -> date | datetime:
         with contextlib.suppress(ValueError):  # what is left unparsed is reported below
             value = datetime.fromisoformat(value) if "T" in value else date.fromisoformat(value)
     if type(value) is date:
-        return value
+        return _in_range(value)
     if isinstance(value, datetime):
+        _in_range(value)  # before any arithmetic on it, which could overflow at the ends
+        if value.microsecond:
+            msg = f"{value.isoformat()}: fractions of a second are not allowed (iCalendar has none)"
+            raise ValueError(msg)
         if zone is None:
             # The zone itself is invalid and reported on its own; a placeholder keeps this
             # field from repeating that one problem.
             return value if value.tzinfo else value.replace(tzinfo=UTC)
-        return value.astimezone(zone) if value.tzinfo else localize(value, zone)
+        return _in_range(value.astimezone(zone) if value.tzinfo else localize(value, zone))
     msg = f"expected a date (2026-07-07) or a local date-time (2026-07-07T10:00:00), got {value!r}"
     raise ValueError(msg)
 
@@ -368,7 +431,7 @@ def _implied_end(start: object) -> object:
     """The end of an event that gives none: its start day if all-day, else a marker."""
     if isinstance(start, datetime) or (isinstance(start, str) and "T" in start):
         return _NO_END
-    return start if isinstance(start, date | str) else _AS_BAD_START
+    return _AS_START if isinstance(start, date | str) else _AS_BAD_START
 
 
 def event_uid(calendar: str, event_id: str) -> str:
@@ -410,6 +473,10 @@ class Event(Record):
     @field_validator("start", "end", mode="before")
     @classmethod
     def _localize(cls, value: object, info: ValidationInfo) -> date | datetime:
+        if value is _AS_START:
+            # An invalid start is reported on its own; the placeholder is never kept.
+            start: date | datetime = info.data.get("start", date.min)
+            return start
         name = info.data.get("timezone")
         return _when(value, zoneinfo.ZoneInfo(name) if name else None)
 

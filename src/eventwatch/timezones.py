@@ -148,6 +148,15 @@ def _fold(transitions: list[_Transition], last_year: int) -> list[Observance]:
     return sorted(observances, key=lambda o: o.start)
 
 
+RULES_FIXED_FROM = 2200
+"""A year after every zone's last listed transition (the tz data lists Casablanca's to 2087).
+
+From its last listed transition on, a zone follows one yearly rule for ever (the POSIX rule at
+the end of its tz file), so a span reaching further is written as if it ended here: the rule
+then in force recurs without end. Scanning day by day up to year 9998 would take seconds.
+"""
+
+
 @functools.cache
 def observances(name: str, first_year: int, last_year: int) -> tuple[Observance, ...]:
     """The observances that make zone ``name`` correct from ``first_year`` to ``last_year``.
@@ -155,6 +164,8 @@ def observances(name: str, first_year: int, last_year: int) -> tuple[Observance,
     The year before is scanned too, so that the rule in force on 1 January of ``first_year``
     has its onset in the component list.
     """
+    first_year = min(first_year, RULES_FIXED_FROM)
+    last_year = min(last_year, RULES_FIXED_FROM)
     zone = ZoneInfo(name)
     found = _transitions(zone, first_year - 1, last_year)
     folded = _fold(found, last_year)
