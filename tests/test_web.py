@@ -402,8 +402,8 @@ class TestSlowAndMalformedClients:
     def test_slow_request_head_is_dropped(self, state: web.State) -> None:
         """A client trickling its request head is cut off at the bound; others are served."""
         with serving_as_daemon(web.create_app(state, lambda: NOW), BOUND) as (host, port):
+            began = time.monotonic()  # before the server's clock starts, at the connection
             slow = socket.create_connection((host, port))
-            began = time.monotonic()
             slow.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: ")
             assert httpx.get(f"http://{host}:{port}/healthz").status_code == 200
             seconds, answer = until_closed(slow, began=began)
@@ -414,8 +414,8 @@ class TestSlowAndMalformedClients:
     def test_silent_connection_is_dropped(self, state: web.State) -> None:
         """A connection that never sends a byte is closed at the bound."""
         with serving_as_daemon(web.create_app(state, lambda: NOW), BOUND) as (host, port):
+            began = time.monotonic()
             with socket.create_connection((host, port)) as silent:
-                began = time.monotonic()
                 silent.settimeout(5)
                 assert silent.recv(1) == b""
             seconds = time.monotonic() - began
@@ -424,8 +424,8 @@ class TestSlowAndMalformedClients:
     def test_slow_request_body_is_dropped(self, state: web.State) -> None:
         """A client trickling a body its request announced is cut off at the bound."""
         with serving_as_daemon(web.create_app(state, lambda: NOW), BOUND) as (host, port):
-            slow = socket.create_connection((host, port))
             began = time.monotonic()
+            slow = socket.create_connection((host, port))
             slow.sendall(b"POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n")
             seconds, answer = until_closed(slow, began=began)
             slow.close()
@@ -433,23 +433,24 @@ class TestSlowAndMalformedClients:
         assert answer.startswith(b"HTTP/1.1 405 ")  # answered at once, then cut off all the same
 
     def test_keep_alive_outlasts_the_bound(self, state: web.State) -> None:
-        """A kept-alive connection serves request after request for longer than the bound."""
+        """A kept-alive connection idles longer than the bound between requests, and lives on.
+
+        The wait between requests is uvicorn's keep-alive timeout (5 s), not the bound.
+        """
         with serving_as_daemon(web.create_app(state, lambda: NOW), BOUND) as (host, port):
             connection = http.client.HTTPConnection(host, port, timeout=5)
             connection.connect()
             first = connection.sock
-            began = time.monotonic()
             statuses = []
-            while time.monotonic() - began < 2 * BOUND:
+            for pause in (1.5 * BOUND, 0):
                 connection.request("GET", "/healthz")
                 with connection.getresponse() as response:
                     response.read()
                     statuses.append(response.status)
-                time.sleep(BOUND / 3)
+                time.sleep(pause)
             same = connection.sock is first  # http.client would have opened another
             connection.close()
-        assert set(statuses) == {200}
-        assert len(statuses) >= 4
+        assert statuses == [200, 200]
         assert same
 
     @pytest.mark.parametrize(
