@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 
 from eventwatch import planner
-from eventwatch.errors import OperationError
+from eventwatch.errors import StateError
 from eventwatch.ledger import DATABASE_FILE, SCHEMA_VERSION, Ledger, Status
 from eventwatch.models import Calendar, ReminderPolicy
 from eventwatch.revisions import Revision
@@ -59,7 +59,7 @@ def test_newer_schema_is_refused(tmp_path: Path) -> None:
             sa.text("UPDATE schema_version SET version = :v"), {"v": SCHEMA_VERSION + 1}
         )
     engine.dispose()
-    with pytest.raises(OperationError, match=f"schema version {SCHEMA_VERSION + 1}, newer than"):
+    with pytest.raises(StateError, match=f"schema version {SCHEMA_VERSION + 1}, newer than"):
         Ledger.in_folder(tmp_path)
 
 
@@ -67,7 +67,7 @@ def test_unwritable_state_folder_is_named(tmp_path: Path) -> None:
     """A state folder that cannot be created is reported with its path."""
     blocker = tmp_path / "file"
     blocker.write_text("")
-    with pytest.raises(OperationError, match="cannot create the state folder"):
+    with pytest.raises(StateError, match="cannot create the state folder"):
         Ledger.in_folder(blocker / "state")
 
 

@@ -6,6 +6,8 @@ The tree::
     ├── InvalidInputError           exit 2: something a person wrote is wrong; carries problems
     │   ├── SettingsError           the settings file, the environment or --set
     │   └── CalendarError           one or more calendar files
+    ├── StateError                  exit 2: the state folder or its database cannot be used as
+    │                               it is (damaged, not ours, not writable); a person must look
     └── OperationError              exit 1: the input was fine, the work failed (I/O, servers)
         ├── DeliveryError           a message was not accepted (``permanent`` or not)
         └── MessageError            one reminder's message cannot be made; it fails alone
@@ -79,6 +81,16 @@ class SettingsError(InvalidInputError):
 
 class CalendarError(InvalidInputError):
     """One or more calendar files are invalid."""
+
+
+class StateError(EventwatchError):
+    """The state folder or its database cannot be used as it is; restarting will not help.
+
+    Exit 2, as for invalid input, so that systemd does not restart into the same failure; the
+    message names the file and what to do. The ledger is never replaced without the admin.
+    """
+
+    exit_code = 2
 
 
 class OperationError(EventwatchError):

@@ -8,6 +8,8 @@ refused rather than misread.
 
 from __future__ import annotations
 
+import contextlib
+import os
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -16,11 +18,11 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy.exc import SQLAlchemyError
 
-from eventwatch.errors import OperationError
+from eventwatch.errors import OperationError, StateError
 from eventwatch.revisions import Revision
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Iterator
     from pathlib import Path
 
     from eventwatch.planner import Reminder
@@ -179,9 +181,61 @@ class Ledger:
             sa.event.listen(self._engine, "connect", _sqlite_pragmas)
         try:
             self._migrate()
+            self._verify()
+        except StateError:
+            self._engine.dispose()
+            raise
         except SQLAlchemyError as exc:
             self._engine.dispose()
-            raise OperationError(f"{self._where}: cannot open the state database: {exc}") from exc
+            cause = exc.orig if isinstance(exc, sa.exc.DBAPIError) else exc
+            raise self._unusable(str(cause)) from exc
+
+    def _unusable(self, why: str) -> StateError:
+        """The error for a database that cannot be used: what is wrong and what to do."""
+        return StateError(
+            f"{self._where}: cannot use the state database: {why} (it is kept as it is: "
+            "restore it from a backup, or move it away to start an empty one)"
+        )
+
+    @contextlib.contextmanager
+    def _connect(self) -> Iterator[sa.Connection]:
+        """A connection; a database failure becomes ``OperationError`` naming the database."""
+        with self._failing(), self._engine.connect() as connection:
+            yield connection
+
+    @contextlib.contextmanager
+    def _begin(self) -> Iterator[sa.Connection]:
+        """A transaction, committed at the end; failures as for ``_connect``."""
+        with self._failing(), self._engine.begin() as connection:
+            yield connection
+
+    @contextlib.contextmanager
+    def _failing(self) -> Iterator[None]:
+        try:
+            yield
+        except SQLAlchemyError as exc:
+            cause = exc.orig if isinstance(exc, sa.exc.DBAPIError) else exc
+            raise OperationError(f"{self._where}: {cause}") from exc
+        except ValueError as exc:  # a value no eventwatch wrote, such as an unknown status
+            raise OperationError(f"{self._where}: {exc}") from exc
+
+    def _verify(self) -> None:
+        """Refuse a database that is damaged or not shaped as this eventwatch writes it."""
+        with self._engine.connect() as connection:
+            if self._engine.dialect.name == "sqlite":
+                found = connection.exec_driver_sql("PRAGMA quick_check").scalars().all()
+                if found != ["ok"]:
+                    raise self._unusable(f"it is damaged ({'; '.join(map(str, found[:3]))})")
+            columns = sa.inspect(connection)
+            for table in _metadata.sorted_tables:
+                have = {c["name"] for c in columns.get_columns(table.name)}
+                missing = sorted({c.name for c in table.columns} - have)
+                if missing:
+                    raise self._unusable(f"table {table.name} lacks column {', '.join(missing)}")
+            statuses = set(connection.execute(sa.select(_reminders.c.status).distinct()).scalars())
+            unknown = sorted(statuses - {s.value for s in Status})
+            if unknown:
+                raise self._unusable(f"reminders have a status eventwatch does not know: {unknown}")
 
     @classmethod
     def in_folder(cls, state_dir: Path) -> Ledger:
@@ -189,7 +243,7 @@ class Ledger:
         try:
             state_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise OperationError(
+            raise StateError(
                 f"{state_dir}: cannot create the state folder: {exc.strerror}"
             ) from exc
         return cls(url_for(state_dir))
@@ -207,8 +261,11 @@ class Ledger:
 
     @property
     def _where(self) -> str:
-        """The database as messages name it, without any password in its URL."""
-        return sa.make_url(self.url).render_as_string(hide_password=True)
+        """The database as messages name it: the file, or the URL without its password."""
+        url = sa.make_url(self.url)
+        if url.get_backend_name() == "sqlite" and url.database:
+            return os.path.normpath(url.database)
+        return url.render_as_string(hide_password=True)
 
     def _migrate(self) -> None:
         with self._engine.begin() as connection:
@@ -221,7 +278,7 @@ class Ledger:
                     f"{self._where}: the state database has schema version {found}, newer than "
                     f"this eventwatch understands ({SCHEMA_VERSION}); upgrade eventwatch"
                 )
-                raise OperationError(msg)
+                raise StateError(msg)
             elif found < SCHEMA_VERSION:
                 # Version 1 had no reminders table; create_all above has added it, and no
                 # existing row changes. Later versions add their steps here, one per version.
@@ -229,7 +286,7 @@ class Ledger:
 
     def revisions(self) -> dict[str, Revision]:
         """Every stored revision by UID."""
-        with self._engine.connect() as connection:
+        with self._connect() as connection:
             rows = connection.execute(sa.select(_revisions)).all()
         return {
             row.uid: Revision(
@@ -254,7 +311,7 @@ class Ledger:
             }
             for r in revisions
         ]
-        with self._engine.begin() as connection:
+        with self._begin() as connection:
             # In chunks: SQLite limits the number of parameters of one statement.
             for start in range(0, len(rows), _CHUNK):
                 chunk = rows[start : start + _CHUNK]
@@ -270,7 +327,7 @@ class Ledger:
         event moved back) is pending again while it is not yet due.
         """
         wanted = {r.key: r for r in planned}
-        with self._engine.begin() as connection:
+        with self._begin() as connection:
             known = {
                 row.key: Status(row.status)
                 for row in connection.execute(sa.select(_reminders.c.key, _reminders.c.status))
@@ -315,7 +372,7 @@ class Ledger:
             .distinct()
             .order_by(_reminders.c.recipient)
         )
-        with self._engine.connect() as connection:
+        with self._connect() as connection:
             return list(connection.execute(query).scalars())
 
     def add_notices(
@@ -334,7 +391,7 @@ class Ledger:
             }
             for recipient in recipients
         ]
-        with self._engine.begin() as connection:
+        with self._begin() as connection:
             known = set(
                 connection.execute(
                     sa.select(_reminders.c.key).where(
@@ -353,31 +410,26 @@ class Ledger:
             _reminders.c.status == Status.PENDING.value,
             _reminders.c.offset.in_(NOTICE_KINDS),
         )
-        with self._engine.connect() as connection:
+        with self._connect() as connection:
             return [_row(found) for found in connection.execute(query)]
 
     def rows(self) -> dict[str, Row]:
         """Every reminder row by key."""
-        with self._engine.connect() as connection:
+        with self._connect() as connection:
             return {row.key: _row(row) for row in connection.execute(sa.select(_reminders))}
 
     def counts(self) -> dict[str, int]:
         """How many reminders are in each status; ``OperationError`` if the database fails."""
         query = sa.select(_reminders.c.status, sa.func.count()).group_by(_reminders.c.status)
-        try:
-            with self._engine.connect() as connection:
-                found = {status: int(n) for status, n in connection.execute(query)}
-        except SQLAlchemyError as exc:
-            raise OperationError(
-                f"{self._where}: the state database does not answer: {exc}"
-            ) from exc
+        with self._connect() as connection:
+            found = {status: int(n) for status, n in connection.execute(query)}
         return {status.value: found.get(status.value, 0) for status in Status} | found
 
     def next_due(self) -> datetime | None:
         """The earliest instant a pending reminder wants attention (its due time or retry)."""
         when = sa.func.coalesce(_reminders.c.next_attempt, _reminders.c.due)
         query = sa.select(sa.func.min(when)).where(_reminders.c.status == Status.PENDING.value)
-        with self._engine.connect() as connection:
+        with self._connect() as connection:
             return _instant(connection.execute(query).scalar())
 
     def upcoming(self, after: datetime, until: datetime, limit: int) -> list[Row]:
@@ -393,7 +445,7 @@ class Ledger:
             .order_by(_reminders.c.due, _reminders.c.key)
             .limit(limit)
         )
-        with self._engine.connect() as connection:
+        with self._connect() as connection:
             return [_row(found) for found in connection.execute(query)]
 
     def claim_due(self, now: datetime, limit: int = 1000) -> list[Row]:
@@ -410,7 +462,7 @@ class Ledger:
             .limit(limit)
         )
         claimed: list[Row] = []
-        with self._engine.begin() as connection:
+        with self._begin() as connection:
             for found in connection.execute(query).all():
                 result = connection.execute(
                     _reminders.update()
@@ -429,7 +481,7 @@ class Ledger:
 
     def requeue_in_flight(self) -> int:
         """Put ``sending`` rows back to pending: sent again, with the same Message-ID."""
-        with self._engine.begin() as connection:
+        with self._begin() as connection:
             result = connection.execute(
                 _reminders.update()
                 .where(_reminders.c.status == Status.SENDING.value)
@@ -455,7 +507,7 @@ class Ledger:
         self._update(key, status=Status.SKIPPED.value, last_error=reason, next_attempt=None)
 
     def _update(self, key: str, **values: object) -> None:
-        with self._engine.begin() as connection:
+        with self._begin() as connection:
             connection.execute(_reminders.update().where(_reminders.c.key == key).values(**values))
 
     def close(self) -> None:
