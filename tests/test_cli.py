@@ -6,8 +6,12 @@ import email
 import email.policy
 import json
 import mailbox
+import os
+import shutil
+import sqlite3
 import subprocess
 import sys
+import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -17,11 +21,14 @@ import pytest
 
 from eventwatch import __version__, inputs, planner
 from eventwatch.ledger import Ledger
+from eventwatch.models import ReminderPolicy
 
-from .conftest import MINIMAL_CALENDAR, SHIPPED_CONFIG
+from .conftest import MINIMAL_CALENDAR, SHIPPED_CONFIG, Site
 
 if TYPE_CHECKING:
-    from .conftest import Runner, Site
+    from collections.abc import Callable, Iterator
+
+    from .conftest import Runner
 
 COMMAND = Path(sys.executable).parent / "eventwatch"
 
@@ -370,3 +377,111 @@ def test_simulate_sends_to_every_hostile_recipient_with_only_its_own_headers(
         "(Mon 4 May 2026 10:00 CEST, x =?UTF-8?Q?=0A=0A?=Reply-To: y@evil.example)"
     )
     assert set(found.values()) == {subject}
+
+
+def _overwrite_pages(db: Path) -> None:
+    """Overwrite the middle of the file, as a failing disk or a stray write would."""
+    data = bytearray(db.read_bytes())
+    data[4096:8192] = b"\xa5" * 4096
+    db.write_bytes(bytes(data))
+
+
+def _run_sql(db: Path, statement: str) -> None:
+    """Change the database behind eventwatch's back."""
+    connection = sqlite3.connect(db)
+    with connection:
+        connection.execute(statement)
+    connection.close()
+
+
+LEDGER_DAMAGE = {
+    "pages overwritten": (_overwrite_pages, "database disk image is malformed"),
+    "truncated": (lambda db: db.write_bytes(db.read_bytes()[:5000]), "damaged"),
+    "not a database": (lambda db: db.write_bytes(b"hello " * 2000), "not a database"),
+    "missing column": (
+        lambda db: _run_sql(db, "ALTER TABLE reminders DROP COLUMN message_id"),
+        "table reminders lacks column message_id",
+    ),
+    "unknown status": (
+        lambda db: _run_sql(
+            db,
+            'INSERT INTO reminders (key, event_uid, recipient, "offset", due, status, attempts)'
+            " VALUES ('k', 'u', 'r@example.org', 'P1D', 0, 'lost', 0)",
+        ),
+        "a status eventwatch does not know: ['lost']",
+    ),
+}
+
+
+@pytest.mark.parametrize("command", ["plan", "export", "run"])
+@pytest.mark.parametrize(("damage", "expected"), LEDGER_DAMAGE.values(), ids=LEDGER_DAMAGE.keys())
+def test_a_damaged_ledger_exits_2_naming_the_file_and_is_kept(
+    site: Site, command: str, damage: Callable[[Path], None], expected: str
+) -> None:
+    """A damaged ledger stops each command with one line naming it; the file is left as it was."""
+    state = site.root / "state"
+    ledger = Ledger.in_folder(state)
+    ledger.reconcile(planner.reminders(inputs.load(site.config).calendars, ReminderPolicy()),
+                     datetime(2026, 1, 1, tzinfo=UTC))  # fmt: skip
+    ledger.close()
+    db = state / "eventwatch.db"
+    for extra in ("eventwatch.db-wal", "eventwatch.db-shm"):
+        (state / extra).unlink(missing_ok=True)
+    with sqlite3.connect(db) as connection:  # enough rows for the pages a damage needs
+        connection.execute("CREATE TABLE IF NOT EXISTS padding (x)")
+        connection.executemany("INSERT INTO padding VALUES (?)", [("x" * 500,)] * 40)
+    connection.close()
+    damage(db)
+    before = db.read_bytes()
+    extra = ["--out", str(site.root / "out")] if command == "export" else []
+    done = subprocess.run(
+        [str(COMMAND), "--config", str(site.config), command, *extra],
+        capture_output=True, text=True, check=False, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    logged = ("DEBUG ", "INFO ", "WARNING ", "ERROR ")  # the daemon's log lines before it
+    (line,) = [x for x in done.stderr.splitlines() if not x.startswith(logged)]
+    assert line.startswith(f"{os.path.normpath(db)}: cannot use the state database: "), line
+    assert expected in line
+    assert db.read_bytes() == before
+
+
+@pytest.fixture
+def shared_site() -> Iterator[Site]:
+    """A site that another user may read (pytest's own folders are closed to all but us)."""
+    root = Path(tempfile.mkdtemp(prefix="eventwatch-shared-"))
+    root.chmod(0o755)
+    made = Site(root)
+    made.write_config()
+    made.write_calendar("test", MINIMAL_CALENDAR)
+    yield made
+    shutil.rmtree(root)
+
+
+def _as_someone_else(argv: list[str]) -> list[str]:
+    """``argv`` run by a user who may not write the state folder: nobody, when we are root."""
+    if os.geteuid() == 0:
+        return ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *argv]
+    return argv
+
+
+@pytest.mark.parametrize("command", ["run", "plan"])
+def test_a_state_folder_it_may_not_write_exits_2_naming_the_file(
+    shared_site: Site, command: str
+) -> None:
+    """A state folder (or ledger) eventwatch may not write stops it with one line, exit 2."""
+    state = shared_site.root / "state"
+    Ledger.in_folder(state).close()
+    for path in [state, *state.iterdir()]:
+        path.chmod(0o555 if path.is_dir() else 0o444)
+    done = subprocess.run(
+        _as_someone_else([str(COMMAND), "--config", str(shared_site.config), command]),
+        capture_output=True, text=True, check=False, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    logged = ("DEBUG ", "INFO ", "WARNING ", "ERROR ")
+    (line,) = [x for x in done.stderr.splitlines() if not x.startswith(logged)]
+    assert line.startswith(str(state)), line
+    assert "Permission denied" in line or "readonly" in line or "read-only" in line, line

@@ -7,6 +7,7 @@ import email
 import email.policy
 import json
 import mailbox
+import time
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -325,3 +326,43 @@ def test_a_failing_pass_is_reported_and_the_next_one_sends(
     assert during == "OSError: [Errno 28] No space left on device"
     assert after is None
     assert statuses == [Status.SENT]
+
+
+def test_a_wake_during_a_replan_waits_for_the_new_plan(
+    site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A sweep that fires while a change is being planned sends its notice, not skips it."""
+    (site.calendars / "test.toml").unlink()
+    site.write_calendar("nato", SUMMIT.format(location="Ankara, Türkiye", status="confirmed"))
+    clock = [DUE]
+    ledger = Ledger.in_folder(site.root / "state")
+    renderer = feeds.Renderer()
+
+    def publish() -> tuple[inputs.Inputs, publication.Publication]:
+        return _publish(site, ledger, renderer, clock[0])
+
+    async def scenario() -> None:
+        reminders = Reminders(ledger, lambda: clock[0])
+        await reminders.start(*publish())
+        queue = reminders._notices  # noqa: SLF001 - the seam where the replan is slowest
+
+        def slow_notices(*args: object) -> object:
+            found = queue(*args)  # type: ignore[arg-type]
+            time.sleep(0.5)  # the notice row is in the ledger; the new plan not yet in use
+            return found
+
+        monkeypatch.setattr(reminders, "_notices", slow_notices)
+        clock[0] = DUE + timedelta(hours=1)
+        site.write_calendar("nato", SUMMIT.format(location="Istanbul, Türkiye", status="confirmed"))
+        replanning = asyncio.create_task(reminders.replan(*publish()))
+        await asyncio.sleep(0.25)
+        await reminders.wake()  # the sweep, in the middle of the replan
+        await replanning
+        await reminders.stop()
+
+    try:
+        asyncio.run(scenario())
+        statuses = sorted((row.offset, row.status) for row in ledger.rows().values())
+    finally:
+        ledger.close()
+    assert statuses == [("P1D", Status.SENT), ("changed", Status.SENT)]

@@ -4,27 +4,34 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import os
 import signal
 import socket
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import uvicorn
 
 from eventwatch import export as static
 from eventwatch import feedcache, feeds, inputs, logs, publication, reminding, systemd, web
-from eventwatch.errors import InvalidInputError, OperationError
+from eventwatch.errors import EventwatchError, InvalidInputError, OperationError, StateError
 from eventwatch.ledger import Ledger
 from eventwatch.metrics import Metrics
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
-    from pathlib import Path
 
 
 log = logs.get("daemon")
+
+SETTLE = timedelta(seconds=1)
+"""How long the files must stay unchanged before a change is read."""
+
+SETTLE_AT_MOST = 30
+"""Settle periods waited at most: a file rewritten forever is read after half a minute."""
 
 
 def now() -> datetime:
@@ -70,6 +77,51 @@ def files_state(config: Path, calendars_dir: Path) -> tuple[tuple[str, int, int]
             stat = path.stat()
             found.append((str(path), stat.st_mtime_ns, stat.st_size))
     return tuple(found)
+
+
+class StateLock:
+    """An OS lock on the state folder, so that a second daemon on it exits instead of sending.
+
+    It also notices the folder being removed or replaced while the daemon runs: a second
+    daemon could then start beside this one on a new, empty ledger and send again what this
+    one sent, so this one must stop sending at once.
+    """
+
+    FILE = "eventwatch.lock"
+
+    def __init__(self, state_dir: Path) -> None:
+        """Lock; ``OperationError`` if another daemon has the lock, ``StateError`` if unusable."""
+        self.path = Path(os.path.normpath(state_dir / self.FILE))
+        try:
+            self._handle = self.path.open("ab")
+        except OSError as exc:
+            msg = f"{self.path}: cannot open the lock file: {exc.strerror}"
+            raise StateError(msg) from exc
+        try:
+            fcntl.flock(self._handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._handle.close()
+            msg = f"{self.path.parent}: another eventwatch is running on this state folder"
+            raise OperationError(msg) from None
+        self._identity = _identity(os.fstat(self._handle.fileno()))
+
+    def intact(self) -> str | None:
+        """None while the lock file is still the one locked; else what became of it."""
+        try:
+            now = _identity(self.path.stat())
+        except OSError as exc:
+            return f"{self.path}: {exc.strerror}: the state folder was removed or moved"
+        if now != self._identity:
+            return f"{self.path}: replaced while running: the state folder was removed or moved"
+        return None
+
+    def close(self) -> None:
+        """Release the lock."""
+        self._handle.close()
+
+
+def _identity(stat: os.stat_result) -> tuple[int, int]:
+    return stat.st_dev, stat.st_ino
 
 
 class _Server(uvicorn.Server):
@@ -144,6 +196,7 @@ class Daemon:
         self.reload_requested = asyncio.Event()
         self.notifier = systemd.Notifier()
         self.metrics = Metrics()
+        self.lock: StateLock
 
     def _load(self) -> inputs.Inputs:
         return inputs.load(self.config, self.overrides)
@@ -152,7 +205,25 @@ class Daemon:
         """Load everything, serve until SIGTERM or SIGINT, then stop cleanly.
 
         Invalid settings or calendars raise ``InvalidInputError`` before anything is served.
+        A signal during start-up stops it cleanly once the step under way is done.
         """
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, self._stop, signum)
+        loop.add_signal_handler(signal.SIGHUP, self.reload_requested.set)
+        try:
+            await self._start()
+        finally:
+            for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                loop.remove_signal_handler(signum)
+
+    def _stopped_early(self) -> bool:
+        """Whether a signal came during start-up: then say so, and start no further."""
+        if self.stopping.is_set():
+            log.info("stopped before ready")
+        return self.stopping.is_set()
+
+    async def _start(self) -> None:
         loaded = await asyncio.to_thread(self._load)
         settings = loaded.settings
         logs.configure(settings.log.level, settings.log.format)
@@ -162,11 +233,14 @@ class Daemon:
             events=sum(len(c.events) for c in loaded.calendars),
             calendars_dir=settings.calendars_dir,
         )
-        ledger = await asyncio.to_thread(Ledger.in_folder, settings.state_dir)
+        if self._stopped_early():
+            return
+        await asyncio.to_thread(_make_folder, settings.state_dir)
+        lock = StateLock(settings.state_dir)  # before the ledger: a second daemon stops here
         try:
-            lock = reminding.lock_state(settings.state_dir)
-        except OperationError:
-            ledger.close()
+            ledger = await asyncio.to_thread(Ledger.in_folder, settings.state_dir)
+        except EventwatchError:
+            lock.close()
             raise
         try:
             sock = listening_socket(settings.server.host, settings.server.port)
@@ -175,6 +249,7 @@ class Daemon:
             lock.close()
             raise
         await asyncio.to_thread(warm, self.renderer, settings.state_dir)
+        self.lock = lock
         try:
             await self._serve(loaded, ledger, sock)
         finally:
@@ -193,8 +268,10 @@ class Daemon:
     async def _serve(self, loaded: inputs.Inputs, ledger: Ledger, sock: socket.socket) -> None:
         settings = loaded.settings
         built = await asyncio.to_thread(self._publish, loaded, ledger)
+        if self._stopped_early():
+            return
         self.metrics.reloaded(time.time(), success=True)
-        self.reminders = reminding.Reminders(ledger, now, self.metrics)
+        self.reminders = reminding.Reminders(ledger, now, self.metrics, guard=self.lock.intact)
         self.metrics.watch_ledger(ledger.counts)
         state = web.State(
             publication=built,
@@ -213,19 +290,16 @@ class Daemon:
             server_header=False,
         )
         self.server = _Server(config)
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, self._stop, signum)
-        loop.add_signal_handler(signal.SIGHUP, self.reload_requested.set)
+        self.server.should_exit = self.stopping.is_set()
         await self.reminders.start(loaded, built)
+        host, port = sock.getsockname()[:2]  # uvicorn closes the socket when it stops
         serving = asyncio.create_task(self.server.serve(sockets=[sock]))
         helpers: list[asyncio.Task[None]] = []
         try:
             listening = asyncio.create_task(self.server.listening.wait())
             await asyncio.wait({serving, listening}, return_when=asyncio.FIRST_COMPLETED)
             listening.cancel()
-            if self.server.started:
-                host, port = sock.getsockname()[:2]
+            if self.server.started and not self.stopping.is_set():
                 log.info("ready", address=f"{host}:{port}", status=await self._ready(state))
                 helpers.append(asyncio.create_task(self._watch(loaded, ledger, state)))
                 if self.notifier.watchdog is not None:
@@ -239,8 +313,6 @@ class Daemon:
             if not self.stopping.is_set():  # stopped otherwise than by a signal
                 self.notifier.notify(stopping=1, status="stopping")
             await self.reminders.stop()
-            for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-                loop.remove_signal_handler(signum)
         log.info("stopped")
 
     async def _ready(self, state: web.State) -> str:
@@ -272,41 +344,78 @@ class Daemon:
             self.server.should_exit = True
 
     async def _watch(self, loaded: inputs.Inputs, ledger: Ledger, state: web.State) -> None:
-        """Reload on SIGHUP, or when the files change; keep the last good ones if invalid.
+        """Reload on SIGHUP, or when the files change and settle; keep the last good ones.
 
         The status line for systemd is refreshed on each round, as the next reminder moves on.
+        Whatever fails in a round is logged in one line and shown by ``/healthz``; the loop
+        goes on, and tries again at the next round what failed otherwise than by bad input.
         """
-        config_path = loaded.config_file
-        seen = await asyncio.to_thread(files_state, config_path, loaded.settings.calendars_dir)
+        seen = await asyncio.to_thread(
+            files_state, loaded.config_file, loaded.settings.calendars_dir
+        )
+        failure: str | None = None
         while True:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(loaded.settings.feeds.reload_every.total_seconds()):
                     await self.reload_requested.wait()
             asked = self.reload_requested.is_set()
             self.reload_requested.clear()
-            current = await asyncio.to_thread(
-                files_state,
-                config_path,
-                loaded.settings.calendars_dir,
-            )
-            if current == seen and not asked:
-                self.notifier.notify(status=await self._status(state))
-                continue
-            seen = current
-            if asked:
-                log.info("reload asked", signal="SIGHUP")
-                self.notifier.notify(
-                    reloading=1,
-                    monotonic_usec=time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000,
-                    status="reloading",
+            try:
+                current = await asyncio.to_thread(
+                    files_state, loaded.config_file, loaded.settings.calendars_dir
                 )
-            fresh = await self._reload(ledger, state)
-            if fresh is not None:
-                loaded, config_path = fresh, fresh.config_file
-            await self._ready(state)
+                if current == seen and not asked and failure is None:
+                    self.notifier.notify(status=await self._status(state))
+                    continue
+                if asked:
+                    log.info("reload asked", signal="SIGHUP")
+                    self.notifier.notify(
+                        reloading=1,
+                        monotonic_usec=time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000,
+                        status="reloading",
+                    )
+                else:
+                    current = await self._settled(loaded, current)
+                fresh = await self._reload(ledger, state)
+                seen, failure = current, None
+                if fresh is not None:
+                    loaded = fresh
+                await self._ready(state)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - the watcher must outlive any one failure
+                problem = f"{type(exc).__name__}: {exc}"
+                if problem != failure:
+                    # One line for the journal (TRY400): the cause is in it, a traceback is noise.
+                    log.error("reload failed, trying again at the next round", error=problem)  # noqa: TRY400
+                failure = problem
+                state.last_reload_error = problem
+                self.metrics.reloaded(time.time(), success=False)
+
+    async def _settled(
+        self, loaded: inputs.Inputs, current: tuple[tuple[str, int, int], ...]
+    ) -> tuple[tuple[str, int, int], ...]:
+        """Wait until the files have stopped changing for ``SETTLE``; their state then.
+
+        A file caught half-written can still be valid TOML: taken as an edit, it would raise
+        SEQUENCE and send change notices twice, once for the half and once for the whole.
+        """
+        for _ in range(SETTLE_AT_MOST):
+            await asyncio.sleep(SETTLE.total_seconds())
+            again = await asyncio.to_thread(
+                files_state, loaded.config_file, loaded.settings.calendars_dir
+            )
+            if again == current:
+                break
+            current = again
+        return current
 
     async def _reload(self, ledger: Ledger, state: web.State) -> inputs.Inputs | None:
-        """Read settings and calendars again; the new inputs, or None if they are invalid."""
+        """Read settings and calendars again; the new inputs, or None if they are invalid.
+
+        Everything that can refuse the new files runs before anything is swapped in, so that
+        a reload is applied whole or not at all.
+        """
         try:
             fresh = await asyncio.to_thread(self._load)
         except InvalidInputError as exc:
@@ -315,9 +424,10 @@ class Daemon:
             state.last_reload_error = "; ".join(str(p) for p in exc.problems)
             self.metrics.reloaded(time.time(), success=False)
             return None
+        plan = await asyncio.to_thread(reminding.plan_of, fresh)
         settings = fresh.settings
-        logs.configure(settings.log.level, settings.log.format)
         built = await asyncio.to_thread(self._publish, fresh, ledger)
+        logs.configure(settings.log.level, settings.log.format)
         state.publication = built
         state.base_url = settings.server.base_url
         state.max_age = settings.feeds.max_age
@@ -326,7 +436,7 @@ class Daemon:
         state.last_reload_error = None
         self.metrics.reloaded(time.time(), success=True)
         log.info("reloaded", calendars=len(fresh.calendars), events=built.event_count)
-        await self.reminders.replan(fresh, built)
+        await self.reminders.replan(fresh, built, plan)
         return fresh
 
 
@@ -341,6 +451,14 @@ def export(loaded: inputs.Inputs, out: Path) -> list[Path]:
         return static.export(built, out, settings.server.base_url, now())
     finally:
         ledger.close()
+
+
+def _make_folder(state_dir: Path) -> None:
+    try:
+        state_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        where = os.path.normpath(state_dir)
+        raise StateError(f"{where}: cannot create the state folder: {exc.strerror}") from exc
 
 
 def run(config: Path | None, overrides: list[str] | None) -> int:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from typing import TYPE_CHECKING
@@ -12,14 +11,12 @@ from typing import TYPE_CHECKING
 from eventwatch import feeds, logs, messages, planner
 from eventwatch.delivery import Delivery, MaildirDelivery, SmtpDelivery
 from eventwatch.dispatch import Dispatcher
-from eventwatch.errors import OperationError
+from eventwatch.errors import StateError
 from eventwatch.models import Offset, Recipient, Status
 from eventwatch.scheduling import Waker
 
 if TYPE_CHECKING:
     from collections.abc import Callable
-    from pathlib import Path
-    from typing import IO
 
     from eventwatch.dispatch import Outcome
     from eventwatch.inputs import Inputs
@@ -37,19 +34,10 @@ SWEEP = timedelta(minutes=1)
 GRACE = 10.0
 """Seconds that sends in flight at shutdown may take to finish."""
 
-LOCK_FILE = "eventwatch.lock"
 
-
-def lock_state(state_dir: Path) -> IO[bytes]:
-    """Hold an OS lock on the state folder, so a second daemon on it exits instead of sending."""
-    handle = (state_dir / LOCK_FILE).open("ab")
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        handle.close()
-        msg = f"{state_dir}: another eventwatch is running on this state folder"
-        raise OperationError(msg) from None
-    return handle
+def plan_of(loaded: Inputs) -> list[planner.Reminder]:
+    """Every reminder the calendars of ``loaded`` plan."""
+    return planner.reminders(loaded.calendars, loaded.settings.reminders)
 
 
 def delivery_for(settings: Settings) -> Delivery:
@@ -79,11 +67,16 @@ class Reminders:
         ledger: Ledger,
         clock: Callable[[], datetime],
         metrics: Metrics | None = None,
+        guard: Callable[[], str | None] = lambda: None,
     ) -> None:
-        """Nothing is sent until ``start``; what happens is counted in ``metrics``, if given."""
+        """Nothing is sent until ``start``; what happens is counted in ``metrics``, if given.
+
+        ``guard`` says why sending must stop (the state folder was removed), or None.
+        """
         self.ledger = ledger
         self.clock = clock
         self.metrics = metrics
+        self.guard = guard
         self.dispatcher: Dispatcher | None = None
         self.waker: Waker | None = None
         self._entries: dict[str, feeds.Entry] = {}
@@ -110,36 +103,45 @@ class Reminders:
         self.waker.start()
         await self.replan(loaded, built)
 
-    async def replan(self, loaded: Inputs, built: Publication) -> None:
-        """Reconcile the ledger with the calendars' plan, then send what is due."""
+    async def replan(
+        self, loaded: Inputs, built: Publication, plan: list[planner.Reminder] | None = None
+    ) -> None:
+        """Reconcile the ledger with the calendars' plan, then send what is due.
+
+        ``plan`` is ``plan_of(loaded)`` if the caller has made it already.
+        """
         settings = loaded.settings
-        plan = await asyncio.to_thread(planner.reminders, loaded.calendars, settings.reminders)
-        result = await asyncio.to_thread(self.ledger.reconcile, plan, self.clock())
-        log.info(
-            "planned",
-            reminders=len(plan),
-            new=result.inserted,
-            cancelled=result.cancelled,
-            revived=result.revived,
-        )
-        self._entries = {e.event.uid: e for e in built.entries}
-        self._built = built
-        planned = {r.key: r for r in plan}
-        planned.update(await asyncio.to_thread(self._notices, built, plan))
-        await self._stop_preparing()  # what it builds is for the old plan
-        previous = self.dispatcher
-        keep = previous is not None and _same(previous, settings)
-        if previous is not None and not keep and isinstance(previous.delivery, SmtpDelivery):
-            # The SMTP settings changed: say QUIT on the old server's idle connections.
-            await previous.delivery.close()
-        self.dispatcher = Dispatcher(
-            ledger=self.ledger,
-            delivery=previous.delivery if previous and keep else delivery_for(settings),
-            sender=messages.Sender(settings.mail.from_address, settings.mail.templates_dir),
-            catch_up=settings.reminders.catch_up,
-            plan=planned,
-            attachment=self._attachment,
-        )
+        if plan is None:
+            plan = await asyncio.to_thread(plan_of, loaded)
+        # No pass may run between reconciling and the new dispatcher: with the old plan it
+        # would skip, as no longer planned, a notice or reminder the new plan just added.
+        async with self._busy:
+            result = await asyncio.to_thread(self.ledger.reconcile, plan, self.clock())
+            log.info(
+                "planned",
+                reminders=len(plan),
+                new=result.inserted,
+                cancelled=result.cancelled,
+                revived=result.revived,
+            )
+            self._entries = {e.event.uid: e for e in built.entries}
+            self._built = built
+            planned = {r.key: r for r in plan}
+            planned.update(await asyncio.to_thread(self._notices, built, plan))
+            await self._stop_preparing()  # what it builds is for the old plan
+            previous = self.dispatcher
+            keep = previous is not None and _same(previous, settings)
+            if previous is not None and not keep and isinstance(previous.delivery, SmtpDelivery):
+                # The SMTP settings changed: say QUIT on the old server's idle connections.
+                await previous.delivery.close()
+            self.dispatcher = Dispatcher(
+                ledger=self.ledger,
+                delivery=previous.delivery if previous and keep else delivery_for(settings),
+                sender=messages.Sender(settings.mail.from_address, settings.mail.templates_dir),
+                catch_up=settings.reminders.catch_up,
+                plan=planned,
+                attachment=self._attachment,
+            )
         await self.wake()
 
     def _notices(
@@ -186,6 +188,11 @@ class Reminders:
         async with self._busy:
             self._waking = asyncio.current_task()
             try:
+                self._check_guard()
+                if self.problem is not None:
+                    # The failed pass left its claims ``sending``; no other pass runs now and
+                    # no other process shares the state folder, so they are stale: send again.
+                    await asyncio.to_thread(self.ledger.requeue_in_flight)
                 upcoming = await self._send_due(self.dispatcher)
             except asyncio.CancelledError:
                 if not self._abandoned:
@@ -217,6 +224,11 @@ class Reminders:
             upcoming = await asyncio.to_thread(self.ledger.next_due)
             if not outcomes or upcoming is None or upcoming > self.clock() or dispatcher.halted:
                 return upcoming
+
+    def _check_guard(self) -> None:
+        """Raise ``StateError`` if sending must stop (the state folder is gone)."""
+        if (unsafe := self.guard()) is not None:
+            raise StateError(unsafe)
 
     def _failed(self, exc: Exception) -> None:
         """Log one line for a pass that failed (not again while it fails alike); degrade health.
@@ -263,7 +275,7 @@ class Reminders:
             next_due=self.ledger.next_due(),
             failed=counts.get("failed", 0),
             pending=counts.get("pending", 0),
-            problem=self.problem,
+            problem=self.guard() or self.problem,
         )
 
     async def stop(self) -> None:
