@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -258,7 +259,7 @@ def _reminder_site(
     )
     events = ""
     for n, due in enumerate((first, second)):
-        start = (due + timedelta(days=1)).replace(tzinfo=None)
+        start = (due + timedelta(days=1)).replace(tzinfo=None, microsecond=0)
         events += (
             f'\n[[events]]\nid = "e{n}"\ntitle = "Event {n}"\n'
             f"start = {start.isoformat()}\nend = {(start + timedelta(hours=1)).isoformat()}\n"
@@ -493,3 +494,37 @@ def test_a_reminder_due_during_a_slow_send_goes_at_once(tmp_path: Path) -> None:
     late = recorder.arrived[1] - second_due.timestamp()
     assert first_due < second_due
     assert 0 < late < 2.0, late
+
+
+def test_a_file_caught_half_written_is_not_taken_as_an_edit(daemon: Running, root: Path) -> None:
+    """A file cut short for a moment (still valid TOML) and then restored changes no SEQUENCE."""
+    before = sequences(daemon.get("/feeds/all.ics").content)
+    path = root / "calendars" / "nato-2026.toml"
+    whole = path.read_text()
+    lines = whole.splitlines(keepends=True)
+    cut = next(n for n, line in enumerate(lines) if line.startswith('location = "Ankara'))
+    path.write_text("".join(lines[:cut]))  # the summit without its place: an edit, if read
+    time.sleep(0.5)  # longer than the daemon's reload_every, shorter than the settle time
+    path.write_text(whole)
+    time.sleep(3)
+    assert sequences(daemon.get("/feeds/all.ics").content) == before
+    code, log = daemon.stop()
+    assert code == 0
+    assert "notices queued" not in log
+
+
+def test_a_state_folder_removed_while_running_stops_the_sending(root: Path) -> None:
+    """Removing the state folder under the daemon degrades health and sends nothing more."""
+    running = Running(root)
+    state = root / "state"
+    shutil.rmtree(state)
+    health = running.get("/healthz")
+    assert health.status_code == 503
+    assert "the state folder was removed or moved" in health.json()["sending_error"]
+    running.process.send_signal(signal.SIGHUP)  # a reload replans, then tries to send
+    time.sleep(2)
+    code, log = running.stop()
+    assert code == 0
+    assert "sending failed" in log
+    assert "Traceback" not in log
+    assert not state.exists()  # not made again behind the admin's back

@@ -16,7 +16,17 @@ from typing import TYPE_CHECKING
 import uvicorn
 
 from eventwatch import export as static
-from eventwatch import feedcache, feeds, inputs, logs, publication, reminding, systemd, web
+from eventwatch import (
+    feedcache,
+    feeds,
+    httpserver,
+    inputs,
+    logs,
+    publication,
+    reminding,
+    systemd,
+    web,
+)
 from eventwatch.errors import EventwatchError, InvalidInputError, OperationError, StateError
 from eventwatch.ledger import Ledger
 from eventwatch.metrics import Metrics
@@ -282,13 +292,7 @@ class Daemon:
             health=self.reminders.health,
             metrics=self.metrics,
         )
-        config = uvicorn.Config(
-            web.create_app(state, now),
-            log_config=None,
-            access_log=False,
-            lifespan="off",
-            server_header=False,
-        )
+        config = httpserver.config(web.create_app(state, now))
         self.server = _Server(config)
         self.server.should_exit = self.stopping.is_set()
         await self.reminders.start(loaded, built)
