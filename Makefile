@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint bench clean
+.PHONY: run test test-reliability lint bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,7 +22,11 @@ run: $(VENV)/.installed-run
 	$(BIN)/eventwatch --config config/eventwatch.toml run
 
 test: $(VENV)/.installed-test
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -m "not reliability"
+
+# The long fault scenarios (kills, load, downtime) against the real daemon; CI runs them too.
+test-reliability: $(VENV)/.installed-test
+	$(BIN)/python -m pytest -m reliability
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check src tests
