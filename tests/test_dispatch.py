@@ -279,3 +279,36 @@ def test_one_message_that_cannot_be_made_fails_alone(tmp_path: Path) -> None:
     assert failed.last_error.startswith("the message cannot be made: KeyError")  # type: ignore[union-attr]
     assert len(list(mailbox.Maildir(tmp_path / "outbox", create=False))) == 2
     made.close()
+
+
+@pytest.mark.parametrize(
+    ("start", "night"),
+    [
+        (datetime(2026, 3, 30, 2, 30), datetime(2026, 3, 28, 22, 0, tzinfo=UTC)),
+        (datetime(2026, 10, 26, 2, 30), datetime(2026, 10, 24, 22, 0, tzinfo=UTC)),
+    ],
+)
+def test_a_reminder_due_in_a_change_night_is_sent_once(
+    tmp_path: Path, start: datetime, night: datetime
+) -> None:
+    """Passes every five minutes through a night the clocks change send its reminder once."""
+    cal = Calendar.model_validate(
+        {
+            "id": "nato-2026",
+            "name": "NATO",
+            "timezone": "Europe/Brussels",
+            "reminders": {"offsets": ["P1D"], "recipients": [{"address": "duty@example.org"}]},
+            "events": [
+                {"id": "e", "title": "E", "start": start, "end": start + timedelta(hours=1)}
+            ],
+        },
+    )
+    reminders = planner.reminders((cal,), ReminderPolicy())
+    made = Ledger.in_folder(tmp_path / "state")
+    made.reconcile(reminders, night - timedelta(days=1))
+    send = dispatcher(made, MaildirDelivery(tmp_path / "outbox"), reminders=reminders)
+    passes = [night + timedelta(minutes=5 * n) for n in range(12 * 7)]  # 22:00 to 05:00 UTC
+    outcomes = [o for at in passes for o in asyncio.run(send.run_due(at))]
+    made.close()
+    assert [o.result for o in outcomes] == ["sent"]
+    assert len(list(mailbox.Maildir(tmp_path / "outbox", create=False))) == 1

@@ -178,3 +178,36 @@ class TestKeys:
             for day in (date(2026, 5, 1), date(2026, 5, 2))
         }
         assert len(keys) == 2
+
+
+class TestDaylightSaving:
+    """Reminders due at 02:30 on the nights Brussels changes its clocks: one each, by a rule."""
+
+    @pytest.mark.parametrize(
+        ("start", "due"),
+        [
+            # 02:30 on 29 March does not exist (02:00 -> 03:00): read on the clock before the
+            # change, +01:00, it is 01:30 UTC (03:30 summer time), an hour after 01:30 local.
+            ("2026-03-30T02:30:00", utc(2026, 3, 29, 1, 30)),
+            # 02:30 on 25 October happens twice (03:00 -> 02:00): the first, in summer time.
+            ("2026-10-26T02:30:00", utc(2026, 10, 25, 0, 30)),
+        ],
+    )
+    def test_a_wall_time_the_clocks_skip_or_repeat_is_due_once(
+        self, start: str, due: datetime
+    ) -> None:
+        """A P1D reminder at 02:30 on a change night is due once, at the documented instant."""
+        end = start.replace("02:30", "03:30")
+        cal = calendar([{"id": "e", "title": "E", "start": start, "end": end}], offsets=["P1D"])
+        (reminder,) = planner.reminders((cal,), NO_DEFAULTS)
+        assert reminder.due == due
+
+    @pytest.mark.parametrize("day", ["2026-03-29", "2026-10-25"])
+    def test_an_all_day_reminder_at_0230_on_a_change_night_is_due_once(self, day: str) -> None:
+        """An all-day event's PT1M reminder anchored at 02:30 local is due once that night."""
+        cal = calendar(
+            [{"id": "e", "title": "E", "start": day}], offsets=["PT1M"], all_day_at="02:30"
+        )
+        (reminder,) = planner.reminders((cal,), NO_DEFAULTS)
+        expected = {"2026-03-29": utc(2026, 3, 29, 1, 29), "2026-10-25": utc(2026, 10, 25, 0, 29)}
+        assert reminder.due == expected[day]
