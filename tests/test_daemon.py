@@ -528,3 +528,26 @@ def test_a_state_folder_removed_while_running_stops_the_sending(root: Path) -> N
     assert "sending failed" in log
     assert "Traceback" not in log
     assert not state.exists()  # not made again behind the admin's back
+
+
+def test_a_large_catch_up_does_not_delay_readiness(tmp_path: Path) -> None:
+    """The daemon serves at once after downtime; what is overdue goes out in the background."""
+    recorder = Recorder()
+    recorder.stalls = [0.5] * 40  # 40 overdue reminders, 5 s of sending on 4 connections
+    server = Server(recorder, auth_require_tls=False)
+    try:
+        origin = datetime.now(UTC).replace(microsecond=0)
+        _reminder_site(
+            tmp_path, server.port, origin - timedelta(hours=1), origin + timedelta(days=2)
+        )
+        calendar = tmp_path / "calendars" / "test.toml"
+        many = ", ".join(f'{{ address = "r{n}@example.org" }}' for n in range(40))
+        calendar.write_text(calendar.read_text().replace('{ address = "duty@example.org" }', many))
+        running = Running(tmp_path)  # returns once /healthz answers
+        sent_when_ready = len(recorder.received)
+        wait_for(lambda: len(recorder.received) == 40, timeout=30)
+        code, _ = running.stop()
+    finally:
+        server.stop()
+    assert code == 0
+    assert sent_when_ready < 40

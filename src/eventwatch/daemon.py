@@ -295,7 +295,7 @@ class Daemon:
         config = httpserver.config(web.create_app(state, now))
         self.server = _Server(config)
         self.server.should_exit = self.stopping.is_set()
-        await self.reminders.start(loaded, built)
+        await self.reminders.start(loaded, built, send_now=False)  # serve while catching up
         host, port = sock.getsockname()[:2]  # uvicorn closes the socket when it stops
         serving = asyncio.create_task(self.server.serve(sockets=[sock]))
         helpers: list[asyncio.Task[None]] = []

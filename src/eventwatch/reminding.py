@@ -88,27 +88,41 @@ class Reminders:
         self._abandoned = False
         self.problem: str | None = None
         """Why the last pass failed; None once a pass succeeds."""
+        self._first_wake: asyncio.Task[None] | None = None
 
     def _attachment(self, event: Event) -> bytes:
         """The event as a one-event calendar, from the publication being served."""
         assert self._built is not None  # noqa: S101 - set by replan before anything is sent
         return self._built.attachment(event.uid)
 
-    async def start(self, loaded: Inputs, built: Publication) -> None:
-        """Send again what a crash left in flight, take the plan, and wake when due."""
+    async def start(self, loaded: Inputs, built: Publication, *, send_now: bool = True) -> None:
+        """Send again what a crash left in flight, take the plan, and wake when due.
+
+        With ``send_now`` false, what is due already (a catch-up after downtime, perhaps
+        thousands) is sent in the background, so that the daemon serves and says it is ready
+        at once rather than after the batch.
+        """
         requeued = await asyncio.to_thread(self.ledger.requeue_in_flight)
         if requeued:
             log.warning("in flight at the last stop, sending again", count=requeued)
         self.waker = Waker(self.wake, SWEEP, asyncio.get_running_loop())
         self.waker.start()
-        await self.replan(loaded, built)
+        await self.replan(loaded, built, send=send_now)
+        if not send_now:
+            self._first_wake = asyncio.create_task(self.wake())
 
     async def replan(
-        self, loaded: Inputs, built: Publication, plan: list[planner.Reminder] | None = None
+        self,
+        loaded: Inputs,
+        built: Publication,
+        plan: list[planner.Reminder] | None = None,
+        *,
+        send: bool = True,
     ) -> None:
         """Reconcile the ledger with the calendars' plan, then send what is due.
 
-        ``plan`` is ``plan_of(loaded)`` if the caller has made it already.
+        ``plan`` is ``plan_of(loaded)`` if the caller has made it already; ``send`` false
+        leaves the sending to the next wake.
         """
         settings = loaded.settings
         if plan is None:
@@ -142,7 +156,8 @@ class Reminders:
                 plan=planned,
                 attachment=self._attachment,
             )
-        await self.wake()
+        if send:
+            await self.wake()
 
     def _notices(
         self, built: Publication, plan: list[planner.Reminder]
@@ -299,6 +314,10 @@ class Reminders:
                 waking.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await waking
+        if self._first_wake is not None and not self._first_wake.done():
+            self._first_wake.cancel()  # what it has not sent is put back to pending below
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._first_wake
         if self.waker is not None:
             self.waker.stop()
         requeued = await asyncio.to_thread(self.ledger.requeue_in_flight)
