@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING
 
 import pytest
@@ -109,3 +110,149 @@ def test_unreadable_file_is_named(tmp_path: Path) -> None:
     with pytest.raises(InvalidInputError) as exc:
         tomlfile.read(tmp_path)
     assert "cannot read: Is a directory" in str(exc.value)
+
+
+def problem_of(path: Path) -> str:
+    """The one problem reading ``path`` gives, as printed."""
+    with pytest.raises(InvalidInputError) as exc:
+        tomlfile.read(path)
+    (problem,) = exc.value.problems
+    return str(problem)
+
+
+class TestNesting:
+    """Nesting beyond ``MAX_DEPTH`` is refused with its line, before any parser can recurse."""
+
+    DEEP = tomlfile.MAX_DEPTH + 1
+
+    @pytest.mark.parametrize(
+        "value",
+        [
+            "[" * 1000 + "]" * 1000,
+            "{a = " * 1000 + "1" + "}" * 1000,
+            "[{a = " * 500 + "1" + "}]" * 500,
+            "[" * DEEP + "]" * DEEP,
+        ],
+        ids=["arrays", "inline-tables", "both", "one-too-many"],
+    )
+    def test_deep_values_are_refused(self, tmp_path: Path, value: str) -> None:
+        """Arrays and inline tables inside each other give a problem naming file and line."""
+        path = tmp_path / "deep.toml"
+        path.write_text(f'name = "X"\n# [[[[[[ a comment\nx = {value}\n', encoding="utf-8")
+        assert problem_of(path).startswith(
+            f"deep.toml:3: nested more than {tomlfile.MAX_DEPTH} levels deep"
+        )
+
+    @pytest.mark.parametrize(
+        "text",
+        [
+            ".".join(["a"] * 20_000) + " = 1\n",
+            "[" + ".".join(['"a.b"'] * 20_000) + "]\n",
+            "[[" + " . ".join(["a"] * DEEP) + "]]\n",
+            "x = { " + ".".join(["a"] * DEEP) + " = 1 }\n",
+        ],
+        ids=["dotted-key", "table-header", "array-header", "inline-key"],
+    )
+    def test_long_dotted_keys_are_refused(self, tmp_path: Path, text: str) -> None:
+        """A key of more parts than the limit is refused at its line, whatever shape it has."""
+        path = tmp_path / "deep.toml"
+        path.write_text('name = "X"\n' + text, encoding="utf-8")
+        assert problem_of(path).startswith(
+            f"deep.toml:2: nested more than {tomlfile.MAX_DEPTH} levels deep"
+        )
+
+    @pytest.mark.parametrize(("first", "shown"), [("t", "t"), ('"a\\nb"', '"a\\nb"')])
+    def test_nesting_built_up_across_lines_is_refused(
+        self, tmp_path: Path, first: str, shown: str
+    ) -> None:
+        """A table header, a dotted key and arrays, each within the limit, add up."""
+        third = tomlfile.MAX_DEPTH // 3 + 1
+        header = ".".join([first] + ["t"] * (third - 1))
+        key = ".".join(["k"] * third)
+        path = tmp_path / "deep.toml"
+        path.write_text(
+            f"[{header}]\nok = 1\n{key} = {'[' * third}1{']' * third}\n", encoding="utf-8"
+        )
+        assert problem_of(path) == (
+            f"deep.toml:3: {shown}: nested more than {tomlfile.MAX_DEPTH} levels deep "
+            "(tables, arrays and dotted keys inside each other); that is the most allowed"
+        )
+
+    def test_brackets_in_strings_and_comments_do_not_count(self, tmp_path: Path) -> None:
+        """Only the document's structure counts, not text that looks like it."""
+        many = "[{" * 100
+        path = tmp_path / "text.toml"
+        path.write_text(
+            f'a = "{many}"\nb = \'{many}\'\nc = """\n{many}\n"""\n'
+            f"d = '''{many}'''\n# {many}\n\"{'.' * 100}\" = 1\ne = 1.5\n",
+            encoding="utf-8",
+        )
+        assert tomlfile.read(path).data["a"] == many
+
+    def test_nesting_up_to_the_limit_is_read(self, tmp_path: Path) -> None:
+        """A document exactly at the limit is valid."""
+        path = tmp_path / "ok.toml"
+        depth = tomlfile.MAX_DEPTH - 1
+        path.write_text(f"x = {'[' * depth}1{']' * depth}\n", encoding="utf-8")
+        value = tomlfile.read(path).data["x"]
+        for _ in range(depth):
+            (value,) = value
+        assert value == 1
+
+    def test_recursion_in_the_parser_is_a_problem(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Should the TOML parser still recurse too deep (from a deep caller), the file is named."""
+
+        def recurse(_text: str) -> object:
+            raise RecursionError
+
+        monkeypatch.setattr(tomlfile.tomllib, "loads", recurse)
+        path = tmp_path / "any.toml"
+        path.write_text("a = 1\n", encoding="utf-8")
+        assert problem_of(path) == "any.toml: nested too deeply to read"
+
+
+def test_long_keys_are_placed_in_linear_time(tmp_path: Path) -> None:
+    """Long quoted keys full of dots and long runs of blanks are placed quickly (was quadratic)."""
+    long = "a." * 100_000
+    blank = " " * 100_000
+    path = tmp_path / "long.toml"
+    path.write_text(
+        f'["{long}"]\n"{long}".b = 1\n[c{blank}.{blank}d]\ne{blank}.{blank}f = 1\n',
+        encoding="utf-8",
+    )
+    doc = tomlfile.read(path)
+    started = time.perf_counter()
+    assert [doc.line_of(loc) for loc in [(long, long, "b"), ("c", "d", "e", "f")]] == [2, 4]
+    assert time.perf_counter() - started < 1
+
+
+def test_prefixes_of_a_dotted_key_have_its_line(tmp_path: Path) -> None:
+    """An error about ``a`` or ``a.b`` points at ``a.b.c = 1``, the key that made them."""
+    path = tmp_path / "dotted.toml"
+    path.write_text("x = 1\na.b.c = 1\n[t.u]\nv = 1\n", encoding="utf-8")
+    doc = tomlfile.read(path)
+    assert [doc.line_of(loc) for loc in [("a",), ("a", "b"), ("t",), ("t", "u", "v")]] == [
+        2,
+        2,
+        3,
+        4,
+    ]
+
+
+def test_reading_stops_at_the_limit_whatever_size_is_given(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file that says it is empty (as /proc files do) is still read no further than the limit."""
+    monkeypatch.setattr(tomlfile, "MAX_BYTES", 16)
+    (tmp_path / "proc.toml").symlink_to("/proc/self/status")
+    assert problem_of(tmp_path / "proc.toml").startswith("proc.toml: cannot read: larger than")
+
+
+@pytest.mark.parametrize("separator", ["\u2028", "\u2029", "\x85"])
+def test_only_line_feeds_end_lines(tmp_path: Path, separator: str) -> None:
+    """Characters Python counts as line breaks, inside a string, do not shift later lines."""
+    path = tmp_path / "breaks.toml"
+    path.write_bytes(f'a = "one{separator}two"\r\nb = 1\n'.encode())
+    assert tomlfile.read(path).line_of(("b",)) == 2

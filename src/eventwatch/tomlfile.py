@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import errno
+import os
 import re
+import stat
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,26 +15,89 @@ from eventwatch.errors import InvalidInputError, Problem
 
 Loc = tuple[str | int, ...]
 
-_HEADER = re.compile(r"\s*(\[\[?)\s*([^\[\]]+?)\s*\]\]?\s*(?:#.*)?")
-_KEY = re.compile(
-    r"\s*((?:[A-Za-z0-9_-]+|\"[^\"]*\"|'[^']*')(?:\s*\.\s*(?:[A-Za-z0-9_-]+|\"[^\"]*\"|'[^']*'))*)\s*=\s*(.*)"
+MAX_DEPTH = 32
+"""How deep tables, arrays and the parts of dotted keys may nest: far more than any calendar or
+settings file needs, few enough that no parser recurses too deep or slows down on them."""
+
+MAX_BYTES = 64 * 1024 * 1024
+"""The largest file read; anything larger is refused, so that no file can exhaust memory."""
+
+TOO_DEEP = (
+    f"nested more than {MAX_DEPTH} levels deep (tables, arrays and dotted keys inside each "
+    "other); that is the most allowed"
 )
+"""The problem with any input that nests deeper than ``MAX_DEPTH``."""
+
+# Possessive quantifiers (++, *+) throughout: a line that does not match fails in one pass,
+# never by backtracking, or a long key or a long run of blanks would make reading quadratic.
+_PART = r"""[A-Za-z0-9_-]++|"(?:[^"\\\n]|\\.)*+"|'[^'\n]*+'"""
+_DOT = r"[ \t]*+\.[ \t]*+"
+_BARE = re.compile(r"[A-Za-z0-9_-]+")
+_KEY_PARTS = rf"(?:{_PART})(?:{_DOT}(?:{_PART}))*+"
+_HEADER = re.compile(rf"[ \t]*+(\[\[?)[ \t]*+({_KEY_PARTS})[ \t]*+\]\]?[ \t]*+(?:#.*)?")
+_KEY = re.compile(rf"[ \t]*+({_KEY_PARTS})[ \t]*+=[ \t]*+(.*)")
 _DECODE_LINE = re.compile(r"\(at line (\d+), column \d+\)")
+
+# The nesting tomllib would build, seen before it runs: it recurses on each bracket and is
+# quadratic in the parts of a dotted key, so such input must never reach it.
+_STRUCTURE = re.compile(
+    rf"""
+    \#[^\n]*+                                               # a comment
+    | "{{3}}(?:[^\\]|\\.)*?"{{3}}(?!")                      # multi-line strings
+    | '{{3}}.*?'{{3}}(?!')
+    | (?P<deep>(?:(?:{_PART}){_DOT}){{{MAX_DEPTH}}}(?:{_PART}))  # a key of too many parts
+    | {_KEY_PARTS}                                          # any other key, string or value
+    | (?P<open>[\[{{])
+    | (?P<close>[\]}}])
+    """,
+    re.VERBOSE | re.DOTALL,
+)
 
 
 def display(path: Path) -> str:
-    """A path as a person should read it in a message: relative to here when below it."""
+    """A path as a person should read it in a message: relative to here when below it.
+
+    The file itself is not resolved (it may be a symbolic link, even a loop), and its name is
+    made ``printable``.
+    """
     try:
-        return str(path.resolve().relative_to(Path.cwd()))
-    except ValueError:
-        return str(path)
+        shown = str((path.parent.resolve() / path.name).relative_to(Path.cwd()))
+    except (OSError, RuntimeError, ValueError):  # RuntimeError: a symbolic link loop
+        shown = str(path)
+    return printable(shown)
+
+
+def printable(name: str) -> str:
+    r"""A name (of a file, a key) on one line: bytes not UTF-8 and unprintable characters escaped.
+
+    A byte that is not UTF-8 came in as a lone surrogate and goes out as ``\xff``.
+    """
+    try:
+        text = name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # a lone surrogate that no undecodable byte stands for
+        text = name.encode("utf-8", "backslashreplace").decode("utf-8")
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
+
+
+def key_text(key: str) -> str:
+    """A key as TOML writes it: bare when it can be, else quoted, and on one line."""
+    if _BARE.fullmatch(key):
+        return key
+    return '"' + printable(key.replace("\\", "\\\\").replace('"', '\\"')) + '"'
 
 
 def _dotted(text: str) -> list[str]:
-    return [
-        part.strip().strip("\"'")
-        for part in re.split(r"\.(?=(?:[^\"']|\"[^\"]*\"|'[^']*')*$)", text)
-    ]
+    return [_unquoted(p) for p in re.findall(_PART, text)]
+
+
+def _unquoted(part: str) -> str:
+    """One part of a key as tomllib has it: quotes off, escapes of a basic string undone."""
+    if part.startswith('"') and "\\" in part:
+        try:
+            return str(tomllib.loads(f"k = {part}")["k"])
+        except tomllib.TOMLDecodeError:
+            return part[1:-1]
+    return part[1:-1] if part[0] in "\"'" else part
 
 
 class _LineIndex:
@@ -76,12 +142,14 @@ class _LineIndex:
                 self._counts[tuple(path)] = self._counts.get(tuple(path), -1) + 1
             if tuple(path) in self._counts:
                 path.append(self._counts[tuple(path)])
+            # The tables a header names on its way are made by it, so they are on its line.
+            self.lines.setdefault(tuple(path), number)
         self._table = tuple(path)
-        self.lines.setdefault(self._table, number)
 
     def _key(self, number: int, parts: list[str], value: str) -> None:
         where = (*self._table, *parts)
-        self.lines.setdefault(where, number)
+        for end in range(len(self._table) + 1, len(where) + 1):
+            self.lines.setdefault(where[:end], number)  # ``a.b.c = 1`` makes ``a`` and ``a.b``
         for delimiter in ('"""', "'''"):
             if value.count(delimiter) % 2:
                 self._closing = delimiter
@@ -91,8 +159,10 @@ class _LineIndex:
 
 def _index_lines(text: str) -> dict[Loc, int]:
     index = _LineIndex()
-    for number, line in enumerate(text.splitlines(), start=1):
-        index.read(number, line)
+    # Only LF ends a TOML line (CRLF too); splitlines() would also split at U+2028, U+0085 and
+    # the like, which may stand in strings, and every line number after them would be wrong.
+    for number, line in enumerate(text.split("\n"), start=1):
+        index.read(number, line.removesuffix("\r"))
     return index.lines
 
 
@@ -120,14 +190,81 @@ class Document:
         return None
 
 
+_KINDS = {
+    stat.S_IFIFO: "a FIFO",
+    stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device",
+    stat.S_IFSOCK: "a socket",
+}
+
+
+def read_bytes(path: Path) -> bytes:
+    """The bytes of ``path``, which must be a regular file of at most ``MAX_BYTES``.
+
+    Opened without blocking and checked once open, so that a FIFO, a device or a folder with a
+    file's name is refused rather than waited on or read forever. Raises ``OSError`` whose
+    ``strerror`` says why, in words fit for a message.
+    """
+    too_large = OSError(errno.EFBIG, f"larger than {MAX_BYTES >> 20} MiB")
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
+    try:
+        status = os.fstat(fd)
+        if stat.S_ISDIR(status.st_mode):
+            raise OSError(errno.EISDIR, os.strerror(errno.EISDIR))
+        if not stat.S_ISREG(status.st_mode):
+            kind = _KINDS.get(stat.S_IFMT(status.st_mode), "a special file")
+            raise OSError(errno.EINVAL, f"not a regular file but {kind}")
+        if status.st_size > MAX_BYTES:
+            raise too_large
+        chunks: list[bytes] = []
+        size = 0
+        # Bounded by what is read too, not only by the size given: the file may grow meanwhile.
+        while chunk := os.read(fd, min(1 << 20, MAX_BYTES + 1 - size)):
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > MAX_BYTES:
+                raise too_large
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def too_deep_line(text: str) -> int | None:
+    """The line where ``text`` first nests deeper than ``MAX_DEPTH``, if it does."""
+    depth = 0
+    for token in _STRUCTURE.finditer(text):
+        if token["open"]:
+            depth += 1
+        elif token["close"]:
+            depth = max(depth - 1, 0)
+        if token["deep"] or depth > MAX_DEPTH:
+            return text.count("\n", 0, token.start()) + 1
+    return None
+
+
+def too_deep(data: object) -> Loc | None:
+    """The first place in ``data`` deeper than ``MAX_DEPTH``: nesting added up across lines."""
+    stack: list[tuple[Loc, object]] = [((), data)]
+    while stack:  # a loop, not recursion, whatever the depth
+        loc, value = stack.pop()
+        if len(loc) > MAX_DEPTH:
+            return loc
+        if isinstance(value, dict):
+            stack.extend(reversed([((*loc, k), v) for k, v in value.items()]))
+        elif isinstance(value, list):
+            stack.extend(reversed([((*loc, n), v) for n, v in enumerate(value)]))
+    return None
+
+
 def read(path: Path) -> Document:
     """Read and parse one TOML file.
 
-    Raises ``InvalidInputError`` naming the file (and the line of a syntax error) when it
-    cannot be read, is not UTF-8 or is not TOML.
+    Raises ``InvalidInputError`` naming the file (and the line, where known) when it cannot be
+    read, is not a regular file, is larger than ``MAX_BYTES``, is not UTF-8, is not TOML or
+    nests deeper than ``MAX_DEPTH``.
     """
     try:
-        raw = path.read_bytes()
+        raw = read_bytes(path)
     except OSError as exc:
         problem = Problem(display(path), "", f"cannot read: {exc.strerror}")
         raise InvalidInputError([problem]) from exc
@@ -136,12 +273,23 @@ def read(path: Path) -> Document:
     except UnicodeDecodeError as exc:
         problem = Problem(display(path), "", f"not UTF-8 text: {exc.reason}")
         raise InvalidInputError([problem]) from exc
+    deep_line = too_deep_line(text)
+    if deep_line is not None:
+        raise InvalidInputError([Problem(display(path), "", TOO_DEEP, deep_line)])
     try:
         data = tomllib.loads(text)
+    except RecursionError as exc:  # only from a caller already deep in its own stack
+        problem = Problem(display(path), "", "nested too deeply to read")
+        raise InvalidInputError([problem]) from exc
     except tomllib.TOMLDecodeError as exc:
         found = _DECODE_LINE.search(str(exc))
         message = _DECODE_LINE.sub("", str(exc)).strip()
         line = int(found.group(1)) if found else None
         problem = Problem(display(path), "", f"TOML syntax error: {message}", line)
         raise InvalidInputError([problem]) from exc
-    return Document(path=path, text=text, data=data)
+    doc = Document(path=path, text=text, data=data)
+    deep = too_deep(data)
+    if deep is not None:
+        problem = Problem(doc.name, key_text(str(deep[0])), TOO_DEEP, doc.line_of(deep))
+        raise InvalidInputError([problem])
+    return doc
