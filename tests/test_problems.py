@@ -40,3 +40,35 @@ def test_input_is_shown_only_when_asked() -> None:
     hidden = problems.problems(exc.value, Calendar, where, show_input=False)
     assert [str(p) for p in shown] == ["f.toml:1: name: Input should be a valid string, got 5"]
     assert [str(p) for p in hidden] == ["f.toml:1: name: Input should be a valid string"]
+
+
+def test_keys_toml_would_quote_are_quoted_on_one_line() -> None:
+    """A key that is not bare is quoted, with what cannot be printed escaped."""
+    assert problems.field_path(("events", 0, "Start Time")) == 'events[0]."Start Time"'
+    assert problems.field_path(('say "hi"\n',)) == '"say \\"hi\\"\\n"'
+
+
+@pytest.mark.parametrize("key", ["Name", "0", "start time", "événement", "", "a\nb"])
+def test_unknown_key_of_any_spelling_is_named(key: str) -> None:
+    """An unknown key is reported as typed, whatever it looks like (``Name`` used to crash)."""
+    with pytest.raises(ValidationError) as exc:
+        Calendar.model_validate({"id": "c", "name": "N", "timezone": "UTC", key: 1})
+
+    def where(_loc: problems.Loc) -> tuple[str, int | None]:
+        return "f.toml", None
+
+    (problem,) = problems.problems(exc.value, Calendar, where)
+    assert problem.field == problems.field_path((key,))
+    assert problem.message.startswith("unknown key")
+    assert "\n" not in str(problem)
+
+
+def test_annotation_at_follows_records_and_lists() -> None:
+    """The type at a location is found through nested records, aliases and list items."""
+    assert problems.annotation_at(Settings, ("smtp",)).__name__ == "SmtpSettings"
+    assert problems.annotation_at(Settings, ("server", "port")) is int
+    assert "tuple" in str(problems.annotation_at(Settings, ("reminders", "recipients")))
+    assert problems.annotation_at(Settings, ("reminders", "recipients", 0, "address")) is not None
+    assert problems.annotation_at(Settings, ("mail", "from")) is not None
+    assert problems.annotation_at(Settings, ("server", "port", "x")) is None
+    assert problems.annotation_at(Settings, ("nothing",)) is None

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ValidationError
 
 from eventwatch.errors import InvalidField, Problem
 from eventwatch.models import derived_fields
+from eventwatch.tomlfile import key_text
 
 Loc = tuple[str | int, ...]
 Where = Callable[[Loc], tuple[str, int | None]]
@@ -32,10 +33,16 @@ _PLAINER = {
 
 
 def field_path(loc: Loc) -> str:
-    """Render a location as a person writes it: ``events[1].timezone``."""
+    """Render a location as a person writes it: ``events[1].timezone``.
+
+    A key TOML would quote is quoted, with what cannot be printed escaped: one line, always.
+    """
     out = ""
     for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{key_text(part)}" if out else key_text(part)
     return out
 
 
@@ -73,6 +80,27 @@ def allowed_keys(model: type[BaseModel], loc: Loc) -> list[str]:
     return [info.alias or name for name, info in current.model_fields.items() if name not in hidden]
 
 
+def annotation_at(model: type[BaseModel], loc: Loc) -> Any:  # noqa: ANN401 - any annotation
+    """The type of the field at ``loc`` below ``model`` (keys as files spell them), or None."""
+    current: type[BaseModel] | None = model
+    annotation: Any = None
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        if current is None:
+            return None
+        info = current.model_fields.get(part) or next(
+            (f for f in current.model_fields.values() if f.alias == part),
+            None,
+        )
+        if info is None:
+            return None
+        annotation = info.annotation
+        inner = _models_in(annotation)
+        current = inner[0] if inner else None
+    return annotation
+
+
 def _message(error: Any, model: type[BaseModel], loc: Loc, *, show_input: bool) -> str:  # noqa: ANN401
     kind = error["type"]
     if kind == "missing":
@@ -104,7 +132,14 @@ def problems(
     """
     found: list[Problem] = []
     for error in exc.errors(include_url=False):
-        loc: Loc = tuple(p for p in error["loc"] if isinstance(p, int) or _FIELD.fullmatch(p))
+        given = error["loc"]
+        # An unknown key is what the person typed, whatever it looks like (``Name``, ``0``);
+        # the rest may hold the names of union members and validators, which are dropped.
+        typed = given[-1:] if error["type"] == "extra_forbidden" else ()
+        kept = [
+            p for p in given[: len(given) - len(typed)] if isinstance(p, int) or _FIELD.fullmatch(p)
+        ]
+        loc: Loc = (*kept, *typed)
         cause = error.get("ctx", {}).get("error")
         if isinstance(cause, InvalidField):
             loc = (*loc, *cause.loc)
