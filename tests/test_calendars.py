@@ -11,6 +11,7 @@ from eventwatch import calendars
 from eventwatch.errors import CalendarError
 from eventwatch.models import Status
 
+from . import hostile
 from .conftest import MINIMAL_CALENDAR, SHIPPED_CALENDARS
 
 if TYPE_CHECKING:
@@ -288,3 +289,35 @@ def test_calendars_load_in_name_order(site: Site) -> None:
     site.write_calendar("alpha", MINIMAL_CALENDAR)
     site.write_calendar("zulu", MINIMAL_CALENDAR)
     assert [c.id for c in calendars.load(site.calendars)] == ["alpha", "test", "zulu"]
+
+
+@pytest.mark.parametrize("kind", sorted(hostile.MAKERS))
+def test_entry_that_is_no_regular_file_is_one_problem(site: Site, kind: str) -> None:
+    """A loop, FIFO, device, folder, huge file or dangling link named *.toml gives one problem."""
+    message = hostile.make(kind, site.calendars / "entry.toml")
+    site.write_calendar("other", 'name = "X"\ntimezone = "Mars/Olympus"\n')
+    with hostile.fifos_unblocked(site.calendars):
+        found = problems_of(site.calendars)
+    assert found[0] == f"calendars/entry.toml: {message}"
+    assert [p.split(":")[0] for p in found[1:]] == ["calendars/other.toml"]  # still read
+
+
+@pytest.mark.parametrize(
+    ("name", "shown"),
+    [(b"\xff.toml", r"\xff"), (b"caf\xe9.toml", r"caf\xe9"), (b"a\nb.toml", r"a\nb")],
+)
+def test_name_that_cannot_be_printed_is_escaped(site: Site, name: bytes, shown: str) -> None:
+    """A name not in UTF-8, or with a line break, is shown escaped on its problem's one line."""
+    hostile.write_bytes_named(site.calendars, name, MINIMAL_CALENDAR.encode())
+    (problem,) = problems_of(site.calendars)
+    assert problem.startswith(f"calendars/{shown}.toml: file name: '{shown}' is not a valid id")
+    problem.encode("ascii")  # nothing left that a terminal or a log could choke on
+
+
+def test_a_link_is_named_as_it_is_in_the_folder(site: Site, tmp_path: Path) -> None:
+    """A calendar that links elsewhere is named by its entry in the folder, not by its target."""
+    (tmp_path / "elsewhere.toml").write_text("name = \n", encoding="utf-8")
+    (site.calendars / "linked.toml").symlink_to(tmp_path / "elsewhere.toml")
+    assert [p.split(":")[:2] for p in problems_of(site.calendars)] == [
+        ["calendars/linked.toml", "1"]
+    ]

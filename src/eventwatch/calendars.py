@@ -52,8 +52,11 @@ def parse(doc: tomlfile.Document) -> Calendar:
 
         for problem in problems.problems(exc, Calendar, where):
             if problem.field == "id":
-                # The id comes from the file name, so say so rather than point at a key.
-                problem = Problem(doc.name, "file name", problem.message)  # noqa: PLW2901
+                # The id comes from the file name, so say so rather than point at a key; and
+                # show the name as printed elsewhere, not as Python spells odd bytes in it.
+                shown = f"'{tomlfile.printable(calendar_id)}'"
+                message = problem.message.replace(repr(calendar_id), shown)
+                problem = Problem(doc.name, "file name", message)  # noqa: PLW2901
             found.append(problem)
     if found:
         raise CalendarError(found)
