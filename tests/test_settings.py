@@ -2,21 +2,29 @@
 
 from __future__ import annotations
 
+import functools
+import os
 import re
 from datetime import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import hypothesis
 import pytest
+from hypothesis import HealthCheck, given
+from hypothesis import strategies as st
 from pydantic import BaseModel
 
 from eventwatch import settings
 from eventwatch.errors import SettingsError
 from eventwatch.settings import Settings
 
+from . import hostile
 from .conftest import SHIPPED_CONFIG
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from .conftest import Site
 
 
@@ -184,12 +192,17 @@ class TestBadSettings:
             "--set: smtp.security: Input should be 'starttls', 'tls' or 'none'",
         ]
 
-    @pytest.mark.parametrize("pair", ["server.port", "=1", "server..port=1"])
-    def test_malformed_set_is_refused(self, site: Site, pair: str) -> None:
-        """--set needs KEY=VALUE with a dotted key."""
-        assert problems_of(site.config, [pair]) == [
-            f"--set: {pair}: expected KEY=VALUE, e.g. server.port=9000",
-        ]
+    @pytest.mark.parametrize(
+        ("pair", "expected"),
+        [
+            ("server.port", "--set: expected KEY=VALUE, e.g. server.port=9000 (--set number 1)"),
+            ("=1", "--set: expected KEY=VALUE, e.g. server.port=9000"),
+            ("server..port=1", "--set: server..port: expected KEY=VALUE, e.g. server.port=9000"),
+        ],
+    )
+    def test_malformed_set_is_refused(self, site: Site, pair: str, expected: str) -> None:
+        """--set needs KEY=VALUE with a dotted key; the message shows the key, not the value."""
+        assert problems_of(site.config, [pair]) == [expected]
 
     def test_syntax_error_names_the_line(self, site: Site) -> None:
         """A TOML mistake in the settings file gives its line."""
@@ -290,6 +303,68 @@ class TestSecrets:
         assert message.endswith("smtp.password_file: set password or password_file, not both")
 
 
+CANARY = "canary-5e1b7d"
+"""A password no message may ever contain."""
+
+SECRET_KEYS = ["smtp.password", "smtp.password_file", "smtp.username", "smtp", "password"]
+
+
+@st.composite
+def mistyped(draw: st.DrawFn, alphabet: str) -> str:
+    """A key where a password goes, as given or with typing mistakes from ``alphabet``."""
+    key = list(draw(st.sampled_from(SECRET_KEYS)))
+    for at, typed in draw(st.lists(st.tuples(st.integers(0, 40), st.sampled_from(alphabet)))):
+        if typed == "~":  # stands for a deleted character
+            if key:
+                del key[at % len(key)]
+        else:
+            key.insert(at % (len(key) + 1), typed)
+    return "".join(key)
+
+
+WRAPPED = st.sampled_from(
+    ["X", '"X"', "'X", '"X', '["X"]', '{a = "X"}', "X]", "[[X", '"""X"""', "=X", '{"password": "X'],
+).map(lambda template: template.replace("X", CANARY))
+"""The password as a value, alone, quoted, half-quoted or inside a table or list."""
+
+
+def errors_of(load: Callable[[], object]) -> str:
+    """What ``load`` reports, as printed; empty when it succeeds."""
+    try:
+        load()
+    except SettingsError as exc:
+        return str(exc)
+    return ""
+
+
+# The site's files are only read, so one site serves every example of a test.
+SHARED_SITE = hypothesis.settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+class TestNoErrorShowsASecret:
+    """Whatever key a password is given under, by --set or in the environment, no error shows it."""
+
+    @SHARED_SITE
+    @given(key=mistyped(".=_-: aApPsS~"), separator=st.sampled_from(["=", ":", " ", ""]))
+    @hypothesis.example(key="smtp..password", separator="=")
+    @hypothesis.example(key="smtp.password", separator=" ")
+    def test_set(self, site: Site, key: str, separator: str) -> None:
+        """``--set KEY=PASSWORD`` with the key mistyped: errors name the key, never the value."""
+        for value in ["X", '"X', '["X"]', '{a = "X"}']:
+            pair = f"{key}{separator}{value.replace('X', CANARY)}"
+            assert CANARY not in errors_of(functools.partial(settings.load, site.config, [pair]))
+
+    @SHARED_SITE
+    @given(key=mistyped("._AP~"), value=WRAPPED)
+    @hypothesis.example(key="smtp", value='{"password": "' + CANARY + '", ')
+    def test_environment(self, site: Site, key: str, value: str) -> None:
+        """``EVENTWATCH_KEY=PASSWORD`` with the name mistyped or the JSON broken shows no value."""
+        name = "EVENTWATCH_" + key.upper().replace(".", "__")
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv(name, value)
+            assert CANARY not in errors_of(lambda: settings.load(site.config))
+
+
 def _leaf_settings(model: type[BaseModel], section: str = "") -> list[tuple[str, str]]:
     """Every (section, key) the settings accept, as files spell them."""
     found = []
@@ -335,3 +410,115 @@ def test_shipped_config_documents_every_setting() -> None:
         if not re.search(rf"^#? ?{key} = ", blocks.get(section, ""), re.MULTILINE)
     ]
     assert missing == []
+
+
+@pytest.mark.parametrize("kind", sorted(hostile.MAKERS))
+def test_settings_entry_that_is_no_regular_file_is_one_problem(tmp_path: Path, kind: str) -> None:
+    """A settings file that is a loop, FIFO, device, folder or too large is named, not hung on."""
+    message = hostile.make(kind, tmp_path / "eventwatch.toml")
+    with hostile.fifos_unblocked(tmp_path):
+        assert problems_of(tmp_path / "eventwatch.toml") == [f"eventwatch.toml: {message}"]
+
+
+@pytest.mark.parametrize("kind", ["fifo", "zero", "folder", "huge"])
+def test_password_file_that_is_no_regular_file_is_refused(site: Site, kind: str) -> None:
+    """The password file is read as carefully as the settings file."""
+    message = hostile.make(kind, site.config.parent / "pw")
+    site.write_config('[smtp]\npassword_file = "pw"\n')
+    with hostile.fifos_unblocked(site.config.parent):
+        assert problems_of(site.config) == [
+            "config/eventwatch.toml:4: smtp.password_file: cannot read the password file: "
+            + message.removeprefix("cannot read: ")
+        ]
+
+
+def test_something_not_a_file_in_the_search_path_is_refused(site: Site) -> None:
+    """A FIFO at ./config/eventwatch.toml is reported, not passed over for /etc's file."""
+    site.config.unlink()
+    os.mkfifo(site.config)
+    with hostile.fifos_unblocked(site.config.parent):
+        assert problems_of(None) == [
+            "config/eventwatch.toml: cannot read: not a regular file but a FIFO"
+        ]
+
+
+class TestNesting:
+    """No source of settings can nest deep enough to crash or slow the reader."""
+
+    def test_deep_settings_file_is_refused(self, site: Site) -> None:
+        """Arrays nested a thousand deep in the file give its line."""
+        site.write_config(f"[server]\nhost = {'[' * 1000}{']' * 1000}\n")
+        (message,) = problems_of(site.config)
+        assert message.startswith("config/eventwatch.toml:4: nested more than 32 levels deep")
+
+    @pytest.mark.parametrize(
+        "pair",
+        [
+            "server.host=" + "[" * 1000 + "]" * 1000,
+            "a" + ".a" * 20_000 + "=1",
+            "a.a.a={a.a.a=" + "[" * 30 + "]" * 30 + "}",  # adds up across key and value
+        ],
+        ids=["deep-value", "long-key", "both"],
+    )
+    def test_deep_set_is_refused(self, site: Site, pair: str) -> None:
+        """A --set value or key nested too deep is one problem naming its first key."""
+        (message,) = problems_of(site.config, [pair])
+        assert re.fullmatch(r"--set: (server|a): nested more than 32 levels deep .*", message)
+
+    @pytest.mark.parametrize(
+        ("value", "reason"),
+        [("[" * 100_000, "nested too deeply to read"), ("[" * 40 + "]" * 40, "nested more than")],
+    )
+    def test_deep_json_variable_is_refused(
+        self, site: Site, monkeypatch: pytest.MonkeyPatch, value: str, reason: str
+    ) -> None:
+        """JSON in a variable is held to the same limit as the files."""
+        monkeypatch.setenv("EVENTWATCH_REMINDERS__OFFSETS", value)
+        (message,) = problems_of(site.config)
+        assert message.startswith(f"$EVENTWATCH_REMINDERS__OFFSETS: {reason}")
+
+
+class TestEnvironmentJson:
+    """A table or list in a variable is JSON; when it is not, that is one problem, never a trace."""
+
+    CANARY = "canary-7f3a9c"
+
+    @pytest.mark.parametrize(
+        ("name", "value"),
+        [
+            ("EVENTWATCH_SMTP", '{"password": "canary-7f3a9c", '),
+            ("EVENTWATCH_SMTP", "canary-7f3a9c"),
+            ("eventwatch_smtp", "[canary-7f3a9c"),
+            ("EVENTWATCH_REMINDERS__RECIPIENTS", '[{"address": canary-7f3a9c'),
+            ("EVENTWATCH_REMINDERS__OFFSETS", "P1D"),
+        ],
+    )
+    def test_broken_json_names_the_variable_only(
+        self, site: Site, monkeypatch: pytest.MonkeyPatch, name: str, value: str
+    ) -> None:
+        """The problem names the variable and what is wrong, but shows nothing of the value."""
+        monkeypatch.setenv(name, value)
+        site.write_config("[server]\nport = 0\n")
+        found = problems_of(site.config)
+        assert found[0].startswith(f"${name}: not valid JSON (")
+        assert found[1:] == [  # the file is still checked, and blamed for its own mistake only
+            "config/eventwatch.toml:4: server.port: Input should be greater than or equal to 1"
+        ]
+        assert self.CANARY not in "\n".join(found)
+
+    def test_variable_below_a_plain_setting_is_one_problem(
+        self, site: Site, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """EVENTWATCH_SMTP__PASSWORD__X names no setting, and no file line is blamed for it."""
+        monkeypatch.setenv("EVENTWATCH_SMTP__PASSWORD__X", self.CANARY)
+        assert problems_of(site.config) == ["$EVENTWATCH_SMTP__PASSWORD__X: names no setting"]
+
+    def test_anything_else_pydantic_settings_refuses_is_a_problem(
+        self, site: Site, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Should a variable slip past the check for JSON, its refusal is still a problem."""
+        monkeypatch.setattr(settings, "_is_json", lambda _annotation: False)
+        monkeypatch.setenv("EVENTWATCH_SMTP", self.CANARY)
+        (message,) = problems_of(site.config)
+        assert message.startswith("$EVENTWATCH_*: cannot be read: error parsing value")
+        assert self.CANARY not in message

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import email.headerregistry
 import email.utils
+import json
 import os
 import tomllib
+import types
+import typing
 from datetime import time, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Self
@@ -23,7 +27,13 @@ from pydantic import (
     ValidationError,
     model_validator,
 )
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+from pydantic_settings import SettingsError as SourceError
 
 from eventwatch import problems, tomlfile
 from eventwatch.errors import InvalidField, InvalidInputError, Problem, SettingsError
@@ -40,6 +50,7 @@ SEARCH_PATH = (Path("config/eventwatch.toml"), Path("/etc/eventwatch/eventwatch.
 # are class methods and validators with no other way to receive them.
 _FILE_DATA: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("file_data")
 _BASE_DIR: contextvars.ContextVar[Path] = contextvars.ContextVar("base_dir")
+_LEFT_OUT: contextvars.ContextVar[frozenset[str]] = contextvars.ContextVar("left_out")
 
 
 def _against_config_folder(path: Path) -> Path:
@@ -140,7 +151,7 @@ class SmtpSettings(Section):
             return self
         if self.password is not None:
             raise InvalidField(("password_file",), "set password or password_file, not both")
-        secret = _read_secret(self.password_file, ("password_file",))
+        secret = _read_secret(self.password_file, ("password_file",), "the password file")
         # The model is frozen for everyone else; this is its own validator completing it.
         object.__setattr__(self, "password", SecretStr(secret))
         return self
@@ -160,13 +171,20 @@ def _credential(name: str) -> Path | None:
     return path if path.exists() else None
 
 
-def _read_secret(path: Path, loc: tuple[str, ...]) -> str:
-    """The secret in ``path``, without its final line break; a one-line error if unreadable."""
+def _read_secret(path: Path, loc: tuple[str, ...], named: str) -> str:
+    """The secret in ``path``, without its final line break; a one-line error if unreadable.
+
+    Read as the settings file is, so that a FIFO or a device named here cannot hang or fill
+    memory. The error calls the file ``named`` and says why, but shows neither its path (a
+    password given as ``password_file`` by mistake would show) nor what it holds.
+    """
     try:
-        return path.read_text(encoding="utf-8").rstrip("\r\n")
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = getattr(exc, "strerror", None) or str(exc)
-        raise InvalidField(loc, f"cannot read {path}: {reason}") from None
+        return tomlfile.read_bytes(path).decode("utf-8").rstrip("\r\n")
+    except OSError as exc:
+        reason = exc.strerror
+    except UnicodeDecodeError as exc:  # its reason only: the byte and its place are the secret's
+        reason = f"not UTF-8 text: {exc.reason}"
+    raise InvalidField(loc, f"cannot read {named}: {reason}")
 
 
 class LogSettings(Section):
@@ -211,8 +229,8 @@ class _Sourced(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         """Command line (``init``) over environment over the file; no dotenv, no secrets dir."""
-        del dotenv_settings, file_secret_settings
-        return (init_settings, env_settings, _FileSource(settings_cls))
+        del env_settings, dotenv_settings, file_secret_settings
+        return (init_settings, _Environment(settings_cls), _FileSource(settings_cls))
 
 
 class _CalendarsDirOnly(_Sourced):
@@ -241,7 +259,8 @@ class Settings(_Sourced):
         # every load (not in SmtpSettings, whose default instance is made at import).
         credential = _credential("smtp-password")
         if credential is not None and self.smtp.password is None:
-            secret = SecretStr(_read_secret(credential, ("smtp", "password")))
+            named = "$CREDENTIALS_DIRECTORY/smtp-password"
+            secret = SecretStr(_read_secret(credential, ("smtp", "password"), named))
             # Frozen for everyone else; this is its own validator completing it. A copy, as
             # the section may be the shared default instance.
             object.__setattr__(self, "smtp", self.smtp.model_copy(update={"password": secret}))
@@ -252,6 +271,20 @@ class Settings(_Sourced):
         if self.mail.delivery == "smtp" and self.mail.sender is None:
             raise InvalidField(("mail", "from"), 'required when delivery = "smtp"')
         return self
+
+
+class _Environment(EnvSettingsSource):
+    """The ``EVENTWATCH_*`` variables, less those already reported as unusable.
+
+    pydantic-settings would stop at the first one that is not JSON where JSON is needed, with
+    a traceback; left out here, each is one problem and the rest are still checked.
+    """
+
+    def __init__(self, settings_cls: type[BaseSettings]) -> None:
+        """Read the environment as pydantic-settings does, then leave out the refused names."""
+        super().__init__(settings_cls)
+        left_out = {name.lower() for name in _LEFT_OUT.get(frozenset())}
+        self.env_vars = {k: v for k, v in self.env_vars.items() if k.lower() not in left_out}
 
 
 class _FileSource(PydanticBaseSettingsSource):
@@ -278,12 +311,14 @@ def find_config(explicit: Path | None, environ: Mapping[str, str]) -> Path:
         named, how = Path(environ[CONFIG_VARIABLE]), f"${CONFIG_VARIABLE}"
     else:
         for candidate in SEARCH_PATH:
-            if candidate.is_file():
+            # Anything there by that name is taken, to be refused by the reader if it is no
+            # regular file, rather than silently passed over for the next place.
+            if os.path.lexists(candidate):
                 return candidate
         tried = ", ".join(str(p) for p in SEARCH_PATH)
         message = f"no settings file: give --config PATH or set {CONFIG_VARIABLE} (tried {tried})"
         raise SettingsError([Problem("eventwatch", "", message)])
-    if not named.is_file():
+    if not os.path.lexists(named):  # a folder or a FIFO there is for the reader to refuse
         problem = Problem(
             tomlfile.display(named), "", f"settings file given by {how} does not exist"
         )
@@ -295,21 +330,35 @@ def parse_overrides(pairs: list[str]) -> dict[str, Any]:
     """Turn ``--set section.key=value`` pairs into nested data; values are TOML where they parse."""
     nested: dict[str, Any] = {}
     found: list[Problem] = []
-    for pair in pairs:
+    for number, pair in enumerate(pairs, start=1):
         key, sep, raw = pair.partition("=")
         parts = [p.strip() for p in key.split(".")]
-        if not sep or not all(parts):
-            found.append(Problem("--set", pair, "expected KEY=VALUE, e.g. server.port=9000"))
+        # The value may be a password: a message shows the key at most, never what follows it.
+        if not sep:
+            message = f"expected KEY=VALUE, e.g. server.port=9000 (--set number {number})"
+            found.append(Problem("--set", "", message))
             continue
-        try:
-            value: Any = tomllib.loads(f"v = {raw}")["v"]
-        except tomllib.TOMLDecodeError:
-            value = raw
+        if not all(parts):
+            shown = tomlfile.printable(key)
+            found.append(Problem("--set", shown, "expected KEY=VALUE, e.g. server.port=9000"))
+            continue
+        deep = tomlfile.too_deep_line(raw) is not None  # tomllib would recurse or crawl on it
+        value: Any = raw
+        if not deep:
+            with contextlib.suppress(tomllib.TOMLDecodeError):
+                value = tomllib.loads(f"v = {raw}")["v"]
+        single = value
+        for part in reversed(parts):
+            single = {part: single}
+        if deep or tomlfile.too_deep(single):
+            found.append(Problem("--set", tomlfile.printable(parts[0]), tomlfile.TOO_DEEP))
+            continue
         target = nested
         for part in parts[:-1]:
             target = target.setdefault(part, {})
             if not isinstance(target, dict):
-                found.append(Problem("--set", key, "sets both a section and a value inside it"))
+                shown = tomlfile.printable(key)
+                found.append(Problem("--set", shown, "sets both a section and a value inside it"))
                 break
         else:
             target[parts[-1]] = value
@@ -318,15 +367,52 @@ def parse_overrides(pairs: list[str]) -> dict[str, Any]:
     return nested
 
 
-def _unknown_variables(environ: Mapping[str, str]) -> list[Problem]:
-    """``EVENTWATCH_*`` variables that name no setting: a typo there must not pass silently."""
-    found = []
+def _is_json(annotation: Any) -> bool:  # noqa: ANN401 - any annotation
+    """Whether a variable for this type is JSON to pydantic-settings: a table or a list."""
+    if isinstance(annotation, type):
+        return issubclass(annotation, BaseModel | list | tuple | dict | set | frozenset)
+    origin = typing.get_origin(annotation)
+    if origin in {list, tuple, dict, set, frozenset}:
+        return True
+    if origin in {typing.Union, types.UnionType, typing.Annotated}:
+        return any(_is_json(arg) for arg in typing.get_args(annotation))
+    return False
+
+
+def _unusable(name: str, value: str) -> str | None:
+    """Why the variable ``name`` cannot be used, if it cannot; never showing its value."""
+    loc = tuple(name[len(ENV_PREFIX) :].lower().split("__"))
+    if loc[-1] not in problems.allowed_keys(Settings, loc[:-1]):
+        return "names no setting"
+    if not _is_json(problems.annotation_at(Settings, loc)):
+        return None
+    try:
+        data: object = json.loads(value)
+    except json.JSONDecodeError as exc:  # its message and place only: the value may be secret
+        return (
+            f"not valid JSON ({exc.msg}: line {exc.lineno} column {exc.colno}); "
+            'tables and lists are written in JSON here, e.g. {"host": "mail.example.org"}'
+        )
+    except RecursionError:
+        return "nested too deeply to read"
+    for part in reversed(loc):  # its depth counts from the top of the settings
+        data = {part: data}
+    return tomlfile.TOO_DEEP if tomlfile.too_deep(data) else None
+
+
+def _unusable_variables(environ: Mapping[str, str]) -> dict[str, Problem]:
+    """``EVENTWATCH_*`` variables that cannot be used, each with its problem.
+
+    Names of no setting (a typo must not pass silently) and tables or lists that are not JSON;
+    each is reported, then left out of the environment the settings are read from.
+    """
+    found = {}
     for name in sorted(environ):
         if not name.upper().startswith(ENV_PREFIX) or name.upper() == CONFIG_VARIABLE:
             continue
-        loc = tuple(name[len(ENV_PREFIX) :].lower().split("__"))
-        if loc[-1] not in problems.allowed_keys(Settings, loc[:-1]):
-            found.append(Problem(f"${name}", "", "names no setting"))
+        reason = _unusable(name, environ[name])
+        if reason is not None:
+            found[name] = Problem(f"${name}", "", reason)
     return found
 
 
@@ -342,9 +428,10 @@ def load(config: Path | None = None, overrides: list[str] | None = None) -> Sett
     except InvalidInputError as exc:
         raise SettingsError(exc.problems) from exc
     given = parse_overrides(overrides or [])
-    found = _unknown_variables(environ)
+    unusable = _unusable_variables(environ)
+    found = list(unusable.values())
 
-    environ_upper = {name.upper() for name in environ}
+    environ_upper = {name.upper() for name in environ if name not in unusable}
 
     def where(loc: problems.Loc) -> tuple[str, int | None]:
         for end in range(len(loc), 0, -1):
@@ -360,14 +447,19 @@ def load(config: Path | None = None, overrides: list[str] | None = None) -> Sett
 
     data_token = _FILE_DATA.set(doc.data)
     base_token = _BASE_DIR.set(path.resolve().parent)
+    left_out_token = _LEFT_OUT.set(frozenset(unusable))
     try:
         settings = Settings(**given)
     except ValidationError as exc:
         found.extend(problems.problems(exc, Settings, where, show_input=False))
         raise SettingsError(found, calendars_dir=_calendars_dir_alone(given)) from None
+    except SourceError as exc:  # a variable pydantic-settings refuses that we did not foresee
+        found.append(Problem(f"${ENV_PREFIX}*", "", f"cannot be read: {exc}"))
+        raise SettingsError(found, calendars_dir=_calendars_dir_alone(given)) from None
     finally:
         _FILE_DATA.reset(data_token)
         _BASE_DIR.reset(base_token)
+        _LEFT_OUT.reset(left_out_token)
     if found:
         raise SettingsError(found, calendars_dir=settings.calendars_dir)
     return settings
@@ -377,5 +469,5 @@ def _calendars_dir_alone(given: dict[str, Any]) -> Path | None:
     """The calendars folder the settings name, if that much of them is valid."""
     try:
         return _CalendarsDirOnly(**given).calendars_dir
-    except ValidationError:
+    except (ValidationError, SourceError):
         return None
