@@ -8,10 +8,11 @@ import fcntl
 import os
 import signal
 import socket
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import uvicorn
 
@@ -32,10 +33,12 @@ from eventwatch.ledger import Ledger
 from eventwatch.metrics import Metrics
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Coroutine, Iterator
 
 
 log = logs.get("daemon")
+
+T = TypeVar("T")
 
 SETTLE = timedelta(seconds=1)
 """How long the files must stay unchanged before a change is read."""
@@ -134,6 +137,41 @@ def _identity(stat: os.stat_result) -> tuple[int, int]:
     return stat.st_dev, stat.st_ino
 
 
+class SenderLoop:
+    """An event loop of its own, in a thread, for the reminders.
+
+    Feeds are served on the main loop. Under thousands of requests a second each turn of that
+    loop takes milliseconds, and an SMTP transaction needs several turns in a row: sharing
+    it, reminders fell seconds behind. On their own loop they keep time whatever HTTP does.
+    """
+
+    def __init__(self) -> None:
+        """Start the loop in its thread."""
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="reminders")
+        self._thread.start()
+
+    async def call(self, work: Coroutine[object, object, T]) -> T:
+        """Run ``work`` on the reminders' loop and wait for it from the calling loop."""
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(work, self._loop))
+
+    def close(self) -> None:
+        """Cancel what is left on the loop, stop it and wait for its thread."""
+
+        async def finish() -> None:
+            current = asyncio.current_task()
+            left = [t for t in asyncio.all_tasks() if t is not current]
+            for task in left:
+                task.cancel()
+            await asyncio.gather(*left, return_exceptions=True)
+            await self._loop.shutdown_default_executor()
+
+        asyncio.run_coroutine_threadsafe(finish(), self._loop).result()
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join()
+        self._loop.close()
+
+
 class _Server(uvicorn.Server):
     """uvicorn without its own signal handling: the daemon owns SIGTERM, SIGINT and SIGHUP."""
 
@@ -202,6 +240,7 @@ class Daemon:
         self.renderer = feeds.Renderer()
         self.server: _Server | None = None
         self.reminders: reminding.Reminders
+        self.sender: SenderLoop
         self.stopping = asyncio.Event()
         self.reload_requested = asyncio.Event()
         self.notifier = systemd.Notifier()
@@ -295,7 +334,14 @@ class Daemon:
         config = httpserver.config(web.create_app(state, now))
         self.server = _Server(config)
         self.server.should_exit = self.stopping.is_set()
-        await self.reminders.start(loaded, built, send_now=False)  # serve while catching up
+        self.sender = SenderLoop()
+        try:
+            # send_now=False: serve at once while a catch-up after downtime goes out.
+            await self.sender.call(self.reminders.start(loaded, built, send_now=False))
+        except BaseException:
+            await self.sender.call(self.reminders.stop())
+            await asyncio.to_thread(self.sender.close)
+            raise
         host, port = sock.getsockname()[:2]  # uvicorn closes the socket when it stops
         serving = asyncio.create_task(self.server.serve(sockets=[sock]))
         helpers: list[asyncio.Task[None]] = []
@@ -316,7 +362,8 @@ class Daemon:
                     await helper
             if not self.stopping.is_set():  # stopped otherwise than by a signal
                 self.notifier.notify(stopping=1, status="stopping")
-            await self.reminders.stop()
+            await self.sender.call(self.reminders.stop())
+            await asyncio.to_thread(self.sender.close)
         log.info("stopped")
 
     async def _ready(self, state: web.State) -> str:
@@ -440,7 +487,7 @@ class Daemon:
         state.last_reload_error = None
         self.metrics.reloaded(time.time(), success=True)
         log.info("reloaded", calendars=len(fresh.calendars), events=built.event_count)
-        await self.reminders.replan(fresh, built, plan)
+        await self.sender.call(self.reminders.replan(fresh, built, plan))
         return fresh
 
 

@@ -11,6 +11,7 @@ the missing deadline. This module and ``daemon.py`` are the only ones that know 
 
 from __future__ import annotations
 
+import socket
 from typing import TYPE_CHECKING, ClassVar
 
 import h11
@@ -51,8 +52,16 @@ class Protocol(H11Protocol):
     _received = 0
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        """Start the clock: a client that connects must send its request in time."""
+        """Start the clock: a client that connects must send its request in time.
+
+        TCP_NODELAY too: the listening socket is made with ``socket.create_server``, whose
+        sockets asyncio leaves to Nagle's algorithm, so each body waited ~40 ms for the
+        client's delayed ACK behind its headers.
+        """
         super().connection_made(transport)
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.family in {socket.AF_INET, socket.AF_INET6}:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._arm()
 
     def connection_lost(self, exc: Exception | None) -> None:
