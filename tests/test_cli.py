@@ -485,3 +485,19 @@ def test_a_state_folder_it_may_not_write_exits_2_naming_the_file(
     (line,) = [x for x in done.stderr.splitlines() if not x.startswith(logged)]
     assert line.startswith(str(state)), line
     assert "Permission denied" in line or "readonly" in line or "read-only" in line, line
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--set", "smtp.password", "hunter2-canary", "check"],
+        ["check", "--set", "smtp.password", "hunter2-canary"],
+        ["check", "hunter2-canary"],
+    ],
+)
+def test_a_mistyped_command_line_never_repeats_what_was_typed(argv: list[str]) -> None:
+    """A forgotten ``=`` turns a password into a stray word; the usage error leaves it out."""
+    done = subprocess.run([str(COMMAND), *argv], capture_output=True, text=True, check=False)
+    assert done.returncode == 2
+    assert "hunter2-canary" not in done.stdout + done.stderr
+    assert "not repeated here as it may be a secret" in done.stderr

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pytest
 from pydantic import ValidationError
 
-from eventwatch import problems
+from eventwatch import calendars, problems, tomlfile
+from eventwatch.errors import CalendarError
 from eventwatch.models import Calendar
 from eventwatch.settings import Settings
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 def test_field_path_reads_like_the_file() -> None:
@@ -72,3 +78,18 @@ def test_annotation_at_follows_records_and_lists() -> None:
     assert problems.annotation_at(Settings, ("mail", "from")) is not None
     assert problems.annotation_at(Settings, ("server", "port", "x")) is None
     assert problems.annotation_at(Settings, ("nothing",)) is None
+
+
+def test_a_long_bad_value_is_cut_short_in_its_message(tmp_path: Path) -> None:
+    """A megabyte of bad value is named by its ends and its length, not repeated whole."""
+    path = tmp_path / "long.toml"
+    path.write_text(
+        f'name = "Long"\ntimezone = "UTC"\n[[events]]\nid = "e"\ntitle = "E"\n'
+        f'start = 2026-07-07\nstatus = "{"x" * 1_000_000}"\n',
+        encoding="utf-8",
+    )
+    with pytest.raises(CalendarError) as caught:
+        calendars.parse(tomlfile.read(path))
+    (problem,) = caught.value.problems
+    assert len(str(problem)) < 400
+    assert "(1,000,002 characters)" in str(problem)

@@ -8,7 +8,7 @@ import json
 import sys
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from pydantic import TypeAdapter, ValidationError
 
@@ -63,8 +63,26 @@ def _instant(text: str) -> datetime:
     return value
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but its errors never repeat what was typed after the mistake.
+
+    ``--set smtp.password hunter2`` (``=`` forgotten) would otherwise print ``invalid choice:
+    'hunter2'`` or ``unrecognized arguments: hunter2``: the secret, into a terminal or a log.
+    """
+
+    def error(self, message: str) -> NoReturn:
+        """Print the usage and a message without the words typed; exit 2."""
+        for head in ("invalid choice", "unrecognized arguments"):
+            if head in message:
+                kept, _, rest = message.partition(head)
+                choices = rest[rest.find("(choose from") :] if "(choose from" in rest else ""
+                message = f"{kept}{head}, not repeated here as it may be a secret {choices}"
+                break
+        super().error(message.rstrip())
+
+
 def _parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
     # SUPPRESS lets the options stand before or after the command without one erasing the other.
     common.add_argument(
         "--config",
@@ -82,7 +100,7 @@ def _parser() -> argparse.ArgumentParser:
         dest="overrides",
         help="override one setting, e.g. --set server.port=9000 (over the file and environment)",
     )
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="eventwatch",
         description="Calendar-and-reminder daemon: typed events, iCalendar feeds, reminders.",
         parents=[common],

@@ -101,6 +101,19 @@ def annotation_at(model: type[BaseModel], loc: Loc) -> Any:  # noqa: ANN401 - an
     return annotation
 
 
+SHOWN_AT_MOST = 80
+"""Characters of a bad value a message repeats: enough to recognise it, never a whole file."""
+
+
+def _shown(value: object) -> str:
+    """``value`` as a message repeats it, cut short in the middle when long."""
+    text = repr(value)
+    if len(text) <= SHOWN_AT_MOST:
+        return text
+    half = SHOWN_AT_MOST // 2
+    return f"{text[:half]}…{text[-half:]} ({len(text):,} characters)"
+
+
 def _message(error: Any, model: type[BaseModel], loc: Loc, *, show_input: bool) -> str:  # noqa: ANN401
     kind = error["type"]
     if kind == "missing":
@@ -115,7 +128,7 @@ def _message(error: Any, model: type[BaseModel], loc: Loc, *, show_input: bool) 
         return str(cause)
     text = _PLAINER.get(kind, str(error["msg"]))
     if show_input:
-        text += f", got {error['input']!r}"
+        text += f", got {_shown(error['input'])}"
     return text
 
 
