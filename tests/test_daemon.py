@@ -551,3 +551,33 @@ def test_a_large_catch_up_does_not_delay_readiness(tmp_path: Path) -> None:
         server.stop()
     assert code == 0
     assert sent_when_ready < 40
+
+
+def test_sigterm_during_a_long_start_stops_cleanly(tmp_path: Path) -> None:
+    """SIGTERM while 20,000 events are being rendered at start: exit 0, one line, no traceback."""
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "eventwatch.toml").write_text(
+        'calendars_dir = "../calendars"\nstate_dir = "../state"\n'
+    )
+    (tmp_path / "calendars").mkdir()
+    events = "".join(
+        f'[[events]]\nid = "e{n}"\ntitle = "Event {n}"\nstart = 2027-01-{n % 28 + 1:02d}\n'
+        for n in range(20_000)
+    )
+    (tmp_path / "calendars" / "big.toml").write_text(
+        f'name = "Big"\ntimezone = "Europe/Brussels"\n{events}'
+    )
+    process = subprocess.Popen(
+        [str(COMMAND), "--config", str(tmp_path / "config" / "eventwatch.toml"),
+         "--set", f"server.port={free_port()}", "run"],
+        stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    STARTED.append(process)
+    assert process.stderr is not None
+    first = process.stderr.readline()  # "loaded": the settings and files are read
+    process.send_signal(signal.SIGTERM)
+    rest = process.communicate(timeout=60)[1]
+    assert "loaded" in first
+    assert process.returncode == 0
+    assert "stopped before ready" in rest
+    assert "Traceback" not in rest
