@@ -28,6 +28,7 @@ from eventwatch.dispatch import Dispatcher
 from eventwatch.ledger import Ledger
 
 from .conftest import STARTED
+from .sites import numbered, write_calendar, write_settings
 from .test_delivery import Recorder, Server
 
 if TYPE_CHECKING:
@@ -251,24 +252,8 @@ def _reminder_site(
     root: Path, port: int, first: datetime, second: datetime, timeout: int = 5
 ) -> None:
     """Settings for SMTP to ``port``, and two events whose P1D reminders fall due at the times."""
-    (root / "config").mkdir(exist_ok=True)
-    (root / "config" / "eventwatch.toml").write_text(
-        'calendars_dir = "../calendars"\nstate_dir = "../state"\n'
-        '[mail]\ndelivery = "smtp"\nfrom = "eventwatch <eventwatch@example.org>"\n'
-        f'[smtp]\nhost = "127.0.0.1"\nport = {port}\nsecurity = "none"\ntimeout = {timeout}\n',
-    )
-    events = ""
-    for n, due in enumerate((first, second)):
-        start = (due + timedelta(days=1)).replace(tzinfo=None, microsecond=0)
-        events += (
-            f'\n[[events]]\nid = "e{n}"\ntitle = "Event {n}"\n'
-            f"start = {start.isoformat()}\nend = {(start + timedelta(hours=1)).isoformat()}\n"
-        )
-    (root / "calendars").mkdir(exist_ok=True)
-    (root / "calendars" / "test.toml").write_text(
-        'name = "Test"\ntimezone = "UTC"\n[reminders]\noffsets = ["P1D"]\n'
-        'recipients = [{ address = "duty@example.org" }]\n' + events,
-    )
+    write_settings(root, port, timeout=timeout)
+    write_calendar(root, numbered((first, second)))
 
 
 def test_reminders_on_time_through_smtp_and_nothing_repeated_after_sigkill(tmp_path: Path) -> None:

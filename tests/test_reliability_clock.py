@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from .sites import write_calendar, write_settings
 from .test_daemon import Running, wait_for
 from .test_delivery import Recorder, Server
 
@@ -16,28 +17,6 @@ pytestmark = pytest.mark.reliability
 
 LIBFAKETIME = sorted(Path("/usr/lib").glob("*/faketime/libfaketimeMT.so.1"))
 """Debian's faketime package: moves the daemon's wall clock, not its monotonic one."""
-
-
-def _site(root: Path, port: int, dues: dict[str, datetime]) -> None:
-    """SMTP to ``port``; one event per name whose P1D reminder is due at its instant."""
-    (root / "config").mkdir()
-    (root / "config" / "eventwatch.toml").write_text(
-        'calendars_dir = "../calendars"\nstate_dir = "../state"\n'
-        '[mail]\ndelivery = "smtp"\nfrom = "eventwatch@example.org"\n'
-        f'[smtp]\nhost = "127.0.0.1"\nport = {port}\nsecurity = "none"\n'
-    )
-    events = ""
-    for name, due in dues.items():
-        start = (due + timedelta(days=1)).replace(tzinfo=None, microsecond=0)
-        events += (
-            f'\n[[events]]\nid = "{name}"\ntitle = "{name}"\n'
-            f"start = {start.isoformat()}\nend = {(start + timedelta(hours=1)).isoformat()}\n"
-        )
-    (root / "calendars").mkdir()
-    (root / "calendars" / "test.toml").write_text(
-        'name = "Test"\ntimezone = "UTC"\n[reminders]\noffsets = ["P1D"]\n'
-        'recipients = [{ address = "duty@example.org" }]\n' + events,
-    )
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -74,7 +53,8 @@ def test_a_clock_jumping_forward_a_day_then_back_an_hour(tmp_path: Path) -> None
         "late": now + timedelta(days=1, minutes=-30),  # 30 min overdue: sent, marked late
         "ahead": now + timedelta(days=1, minutes=30),  # still ahead after the jump back
     }
-    _site(tmp_path, server.port, dues)
+    write_settings(tmp_path, server.port)
+    write_calendar(tmp_path, [(name, name, due) for name, due in dues.items()])
     env = {
         "LD_PRELOAD": str(LIBFAKETIME[0]),
         "FAKETIME_TIMESTAMP_FILE": str(offset),

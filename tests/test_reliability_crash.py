@@ -19,6 +19,7 @@ from eventwatch import inputs, planner
 from eventwatch.ledger import Ledger
 
 from .conftest import STARTED
+from .sites import numbered, write_calendar, write_settings
 from .test_daemon import COMMAND, Running, _message_id, free_port, wait_for
 from .test_delivery import Recorder
 
@@ -112,34 +113,6 @@ def _read(root: Path) -> tuple[list[str], dict[str, _Row]]:
     return check, {row.key: row for row in rows}
 
 
-def _config(root: Path, port: int) -> None:
-    """Settings for SMTP without TLS to ``port`` on loopback."""
-    (root / "config").mkdir()
-    (root / "config" / "eventwatch.toml").write_text(
-        'calendars_dir = "../calendars"\nstate_dir = "../state"\n'
-        '[mail]\ndelivery = "smtp"\nfrom = "eventwatch <eventwatch@example.org>"\n'
-        f'[smtp]\nhost = "127.0.0.1"\nport = {port}\nsecurity = "none"\ntimeout = 5\n'
-        f"max_connections = {CONNECTIONS}\n",
-    )
-
-
-def _calendar(root: Path, recipients: list[str], dues: list[datetime]) -> None:
-    """One event per instant in ``dues``, its P1D reminder due then, for every recipient."""
-    listed = "".join(f'  {{ address = "{address}" }},\n' for address in recipients)
-    events = ""
-    for n, due in enumerate(dues):
-        start = (due + timedelta(days=1)).replace(tzinfo=None, microsecond=0)
-        events += (
-            f'\n[[events]]\nid = "e{n:02d}"\ntitle = "Event {n}"\n'
-            f"start = {start.isoformat()}\nend = {(start + timedelta(hours=1)).isoformat()}\n"
-        )
-    (root / "calendars").mkdir()
-    (root / "calendars" / "test.toml").write_text(
-        'name = "Test"\ntimezone = "UTC"\n[reminders]\noffsets = ["P1D"]\n'
-        f"recipients = [\n{listed}]\n{events}",
-    )
-
-
 def _launch(root: Path, run: int) -> subprocess.Popen[str]:
     """Start ``eventwatch run`` on ``root``, its log in ``root/run-N.log``; do not wait for it.
 
@@ -210,8 +183,8 @@ def test_sigkill_at_random_points_mid_batch_loses_nothing_and_repeats_only_unrec
     per_kill: list[int] = []
     began = time.monotonic()
     try:
-        _config(tmp_path, server.port)
-        _calendar(tmp_path, addresses, [datetime.now(UTC) + timedelta(seconds=3)])
+        write_settings(tmp_path, server.port, timeout=5, max_connections=CONNECTIONS)
+        write_calendar(tmp_path, numbered([datetime.now(UTC) + timedelta(seconds=3)], 2), addresses)
         for run in range(KILLS):
             arrived = _kill_mid_batch(tmp_path, server, recorder, run, rng.uniform(0, WINDOW))
             check, rows = _read(tmp_path)
@@ -266,8 +239,8 @@ def test_reminders_due_while_stopped_are_sent_late_or_skipped_and_none_silently(
     assert all(abs(now - due - CATCH_UP) > timedelta(minutes=2) for due in dues)  # none borderline
     recent = {int(due.timestamp()) for due in dues if now - due < CATCH_UP}
     try:
-        _config(tmp_path, server.port)
-        _calendar(tmp_path, ["duty@example.org"], dues)
+        write_settings(tmp_path, server.port, timeout=5, max_connections=CONNECTIONS)
+        write_calendar(tmp_path, numbered(dues, 2))
         # What the daemon planned before it stopped, ten hours ago: all 50 pending.
         loaded = inputs.load(tmp_path / "config" / "eventwatch.toml")
         ledger = Ledger.in_folder(loaded.settings.state_dir)

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import httpx
 import pytest
 
+from .sites import numbered, write_calendar, write_settings
 from .test_daemon import Running, wait_for
 
 if TYPE_CHECKING:
@@ -35,26 +36,6 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
     )
     yield mount
     subprocess.run([tools["umount"], "-l", str(mount)], check=False)
-
-
-def _site(root: Path, first: datetime, second: datetime) -> None:
-    """Maildir delivery into the state folder, and two reminders due at the given instants."""
-    (root / "config").mkdir()
-    (root / "config" / "eventwatch.toml").write_text(
-        'calendars_dir = "../calendars"\nstate_dir = "../state"\n'
-    )
-    events = ""
-    for n, due in enumerate((first, second)):
-        start = (due + timedelta(days=1)).replace(tzinfo=None, microsecond=0)
-        events += (
-            f'\n[[events]]\nid = "e{n}"\ntitle = "Event {n}"\n'
-            f"start = {start.isoformat()}\nend = {(start + timedelta(hours=1)).isoformat()}\n"
-        )
-    (root / "calendars").mkdir()
-    (root / "calendars" / "test.toml").write_text(
-        'name = "Test"\ntimezone = "UTC"\n[reminders]\noffsets = ["P1D"]\n'
-        'recipients = [{ address = "duty@example.org" }]\n' + events,
-    )
 
 
 def _fill(folder: Path) -> Path:
@@ -84,7 +65,8 @@ def test_a_full_disk_stops_nothing_but_sending_and_sending_resumes(
 ) -> None:
     """A full disk stops only the sending, says so, and sending resumes once space returns."""
     now = datetime.now(UTC).replace(microsecond=0)
-    _site(tmp_path, now + timedelta(seconds=6), now + timedelta(seconds=8))
+    write_settings(tmp_path)
+    write_calendar(tmp_path, numbered((now + timedelta(seconds=6), now + timedelta(seconds=8))))
     running = Running(tmp_path)
     outbox = small_disk / "outbox"
     filler = _fill(small_disk)

@@ -29,6 +29,7 @@ import httpx
 import pytest
 
 from .conftest import STARTED
+from .sites import numbered, write_calendar, write_settings
 from .test_daemon import COMMAND, _statuses, free_port, wait_for
 from .test_delivery import Recorder, Server
 from .test_systemd import Listener
@@ -140,25 +141,8 @@ class Daemon:
 
 def _site(root: Path, smtp_port: int, dues: list[datetime], recipients: int) -> None:
     """SMTP to ``smtp_port``, its default settings; one event per instant, reminded P1D before."""
-    (root / "config").mkdir()
-    (root / "config" / "eventwatch.toml").write_text(
-        'calendars_dir = "../calendars"\nstate_dir = "../state"\n'
-        '[mail]\ndelivery = "smtp"\nfrom = "eventwatch <eventwatch@example.org>"\n'
-        f'[smtp]\nhost = "127.0.0.1"\nport = {smtp_port}\nsecurity = "none"\n',
-    )
-    events = ""
-    for n, due in enumerate(dues):
-        start = (due + timedelta(days=1)).astimezone(UTC).replace(tzinfo=None)
-        events += (
-            f'\n[[events]]\nid = "e{n}"\ntitle = "Event {n}"\n'
-            f"start = {start.isoformat()}\nend = {(start + timedelta(hours=1)).isoformat()}\n"
-        )
-    addresses = ", ".join(f'{{ address = "r{n}@example.org" }}' for n in range(recipients))
-    (root / "calendars").mkdir()
-    (root / "calendars" / "test.toml").write_text(
-        'name = "Test"\ntimezone = "UTC"\n[reminders]\noffsets = ["P1D"]\n'
-        f"recipients = [{addresses}]\n" + events,
-    )
+    write_settings(root, smtp_port)
+    write_calendar(root, numbered(dues), [f"r{n}@example.org" for n in range(recipients)])
 
 
 def _dues(origin: datetime, first: timedelta, count: int) -> list[datetime]:
