@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+import types
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -23,6 +24,7 @@ import vobject
 from aiosmtpd.controller import Controller
 
 from eventwatch import inputs, messages, planner
+from eventwatch.daemon import Daemon
 from eventwatch.delivery import SmtpDelivery
 from eventwatch.dispatch import Dispatcher
 from eventwatch.ledger import Ledger
@@ -33,6 +35,8 @@ from .test_delivery import Recorder, Server
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
+
+    from .conftest import Site
 
 COMMAND = Path(sys.executable).parent / "eventwatch"
 
@@ -566,3 +570,45 @@ def test_sigterm_during_a_long_start_stops_cleanly(tmp_path: Path) -> None:
     assert process.returncode == 0
     assert "stopped before ready" in rest
     assert "Traceback" not in rest
+
+
+def test_the_watcher_outlives_a_failing_reload(site: Site) -> None:
+    """A reload that fails unforeseen is logged and shown; the next SIGHUP still reloads."""
+    watcher = Daemon(site.config, None)
+    loaded = inputs.load(site.config, ['feeds.reload_every="PT0.05S"'])
+    state = types.SimpleNamespace(last_reload_error=None)
+    calls: list[int] = []
+    called = asyncio.Event()
+
+    async def reload(ledger: object, shown: object) -> None:
+        del ledger, shown
+        calls.append(len(calls))
+        called.set()
+        if len(calls) == 1:
+            raise RuntimeError("a fault nobody foresaw")
+
+    async def quiet(shown: object) -> str:
+        del shown
+        return ""
+
+    watcher._reload = reload  # type: ignore[method-assign,assignment]  # noqa: SLF001
+    watcher._ready = watcher._status = quiet  # type: ignore[method-assign]  # noqa: SLF001
+
+    async def scenario() -> tuple[str | None, bool]:
+        task = asyncio.create_task(watcher._watch(loaded, None, state))  # type: ignore[arg-type]  # noqa: SLF001
+        watcher.reload_requested.set()
+        await called.wait()
+        called.clear()
+        await asyncio.sleep(0.1)  # the failure is recorded after the reload raised
+        error = state.last_reload_error
+        watcher.reload_requested.set()
+        await called.wait()
+        alive = not task.done()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        return error, alive
+
+    error, alive = asyncio.run(asyncio.wait_for(scenario(), timeout=10))
+    assert error == "RuntimeError: a fault nobody foresaw"
+    assert alive
