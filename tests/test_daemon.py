@@ -24,7 +24,7 @@ import vobject
 from aiosmtpd.controller import Controller
 
 from eventwatch import inputs, messages, planner
-from eventwatch.daemon import Daemon
+from eventwatch.daemon import Daemon, SenderLoop
 from eventwatch.delivery import SmtpDelivery
 from eventwatch.dispatch import Dispatcher
 from eventwatch.ledger import Ledger
@@ -612,3 +612,46 @@ def test_the_watcher_outlives_a_failing_reload(site: Site) -> None:
     error, alive = asyncio.run(asyncio.wait_for(scenario(), timeout=10))
     assert error == "RuntimeError: a fault nobody foresaw"
     assert alive
+
+
+class _Pings:
+    """A notifier that counts watchdog pings."""
+
+    def __init__(self) -> None:
+        """No ping yet."""
+        self.pings = 0
+
+    def notify(self, **fields: object) -> None:
+        """Count a watchdog ping."""
+        self.pings += "watchdog" in fields
+
+
+def test_a_blocked_reminders_loop_stops_the_watchdog_pings(site: Site) -> None:
+    """While the reminders' event loop is stuck, the serving loop sends no watchdog ping."""
+    watcher = Daemon(site.config, None)
+    pings = _Pings()
+    watcher.notifier = pings  # type: ignore[assignment]
+    watcher.sender = SenderLoop()
+
+    async def scenario() -> tuple[int, int]:
+        task = asyncio.create_task(watcher._watchdog(timedelta(seconds=0.1)))  # noqa: SLF001
+        await asyncio.sleep(0.5)
+        before = pings.pings
+        # A blocking call on the reminders' loop, as a stuck send would be.
+        watcher.sender._loop.call_soon_threadsafe(time.sleep, 1.5)  # noqa: SLF001
+        await asyncio.sleep(0.3)
+        during = pings.pings
+        await asyncio.sleep(1.0)
+        stuck = pings.pings - during
+        await asyncio.sleep(0.5)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        return before, stuck
+
+    try:
+        before, stuck = asyncio.run(scenario())
+    finally:
+        watcher.sender.close()
+    assert before >= 2
+    assert stuck == 0

@@ -381,10 +381,21 @@ class Daemon:
         return status_line(state.publication, health, state.last_reload_error)
 
     async def _watchdog(self, interval: timedelta) -> None:
-        """Ping systemd's watchdog from the event loop itself: a blocked loop stops the pings."""
+        """Ping systemd's watchdog while both event loops answer: a blocked one stops the pings.
+
+        The ping is sent from the serving loop once the reminders' loop has run a step within
+        the interval, so a daemon stuck on either side is restarted by systemd.
+        """
+        seconds = interval.total_seconds()
         while True:
-            self.notifier.notify(watchdog=1)
-            await asyncio.sleep(interval.total_seconds())
+            try:
+                async with asyncio.timeout(seconds):
+                    await self.sender.call(asyncio.sleep(0))
+            except TimeoutError:
+                log.warning("the reminders' event loop does not answer: no watchdog ping")
+            else:
+                self.notifier.notify(watchdog=1)
+            await asyncio.sleep(seconds)
 
     def _stop(self, signum: int) -> None:
         """Signal handler: only sets state; the server's own loop does the stopping."""
