@@ -89,19 +89,34 @@ def _header_text(name: str, text: str) -> str:
     header text (CVE-2024-6923). Folding between encoded words, as ``email.header`` does,
     also loses nothing, where the standard library's folding shows two spaces once unfolded.
     """
-    charset = "us-ascii" if text.isascii() and "=?" not in text else "utf-8"
+    plain = text.isascii() and "=?" not in text and _foldable(text)
+    charset = "us-ascii" if plain else "utf-8"
     return email.header.Header(text, charset, header_name=name).encode(linesep="\n")
+
+
+_WORD_AT_MOST = 60
+"""The longest run without a space that plain header text may hold and still fold in time."""
+
+
+def _foldable(text: str) -> bool:
+    """Whether ``text`` can be folded at its spaces into lines of the usual length.
+
+    A header line may not pass 998 octets (RFC 5322); text with a longer run than this goes
+    as encoded words instead, which fold anywhere.
+    """
+    return all(len(word) <= _WORD_AT_MOST for word in text.split())
 
 
 def _mailbox(field: str, name: str, address: str) -> str:
     """``"Name" <address>`` for header ``field``, the name quoted or encoded, never parsed."""
     if not name:
         return address
-    if name.isascii() and "=?" not in name:
+    if name.isascii() and "=?" not in name and len(name) <= _WORD_AT_MOST:
         escaped = name.replace("\\", "\\\\").replace('"', '\\"')
         shown = f'"{escaped}"'
     else:
-        shown = _header_text(field, name)
+        # Encoded words, never plain text: in an address header, plain words are parsed.
+        shown = email.header.Header(name, "utf-8", header_name=field).encode(linesep="\n")
     last = shown.rpartition("\n")[2]
     # The address goes on a line of its own when it would make the line long.
     gap = " " if len(field) + len(last) + len(address) + 5 <= _LINE else "\n "
@@ -110,6 +125,9 @@ def _mailbox(field: str, name: str, address: str) -> str:
 
 _LINE = 78
 """The line length RFC 5322 asks headers to keep to."""
+
+_LINE_AT_MOST = 998
+"""The line length RFC 5322 allows at most; servers refuse longer ones."""
 
 _WIRE = email.policy.SMTP.clone(refold_source="none")
 """Flattens for SMTP without refolding the header values made here (see ``_header_text``)."""
@@ -274,6 +292,9 @@ def _check_headers(data: bytes, names: list[str], recipient: str) -> None:
     head = data.split(b"\r\n\r\n", 1)[0].decode("utf-8", "replace")
     fields: dict[str, str] = {}
     for line in re.split(r"\r\n|\r|\n", head):
+        if len(line.encode()) > _LINE_AT_MOST:
+            msg = f"the message would carry a header line of {len(line.encode())} octets"
+            raise MessageError(msg)
         if line[:1] in {" ", "\t"} and fields:
             fields[next(reversed(fields))] += line
             continue
