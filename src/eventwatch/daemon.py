@@ -526,5 +526,6 @@ def _make_folder(state_dir: Path) -> None:
 def run(config: Path | None, overrides: list[str] | None) -> int:
     """Run the daemon until it is told to stop; 0 after a clean stop."""
     logs.configure()
+    httpserver.raise_file_limit()
     asyncio.run(Daemon(config, overrides).run())
     return 0

@@ -11,6 +11,8 @@ the missing deadline. This module and ``daemon.py`` are the only ones that know 
 
 from __future__ import annotations
 
+import contextlib
+import resource
 import socket
 from typing import TYPE_CHECKING, ClassVar
 
@@ -48,6 +50,7 @@ class Protocol(H11Protocol):
     """
 
     request_timeout: ClassVar[float] = REQUEST_TIMEOUT
+    max_connections: ClassVar[int] = 1024
     _deadline: asyncio.TimerHandle | None = None
     _received = 0
 
@@ -59,6 +62,11 @@ class Protocol(H11Protocol):
         client's delayed ACK behind its headers.
         """
         super().connection_made(transport)
+        if len(self.connections) > self.max_connections:
+            # Over the cap, a connection is closed at once: files stay free for the ledger,
+            # the calendars and SMTP, whatever a crowd of idle clients does.
+            transport.close()
+            return
         sock = transport.get_extra_info("socket")
         if sock is not None and sock.family in {socket.AF_INET, socket.AF_INET6}:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -119,18 +127,47 @@ class Protocol(H11Protocol):
         self.transport.close()
 
 
+def connections_at_most() -> int:
+    """HTTP connections held at once: a quarter of the open files allowed, at most 10,000.
+
+    So a crowd of clients can never take the files the ledger, the calendars and SMTP need.
+    """
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return max(16, min(10_000, soft // 4))
+
+
+def raise_file_limit() -> int:
+    """Raise this process's open-files limit to its hard limit (at most 65,536); the new one.
+
+    systemd and most shells start services with a soft limit of 1,024 and a much higher hard
+    limit, which a process may take for itself.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = 65_536 if hard == resource.RLIM_INFINITY else min(hard, 65_536)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
 def config(app: ASGIApp, *, request_timeout: float = REQUEST_TIMEOUT) -> uvicorn.Config:
     """How the daemon serves ``app``; tests shorten ``request_timeout``."""
     seconds = request_timeout
+    most = connections_at_most()
 
     class Timed(Protocol):
-        """The protocol with this server's deadline."""
+        """The protocol with this server's deadline and connection cap."""
 
         request_timeout = seconds
+        max_connections = most
 
     return uvicorn.Config(
         app,
         http=Timed,
+        # How many connections asyncio accepts in one go, each an open file before the cap
+        # above can close it: 2,048 at once exhausted a limit of 1,024 (EMFILE, a traceback
+        # logged per attempt, SMTP and the calendars starved).
+        backlog=max(8, min(128, most // 4)),
         ws="none",  # nothing here speaks WebSocket: an Upgrade header is not followed
         log_config=None,
         access_log=False,
