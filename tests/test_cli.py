@@ -410,6 +410,18 @@ LEDGER_DAMAGE = {
         ),
         "a status eventwatch does not know: ['lost']",
     ),
+    "instant out of range": (
+        lambda db: _run_sql(db, "UPDATE reminders SET due = 9223372036854775807"),
+        "reminders.due values are not instants eventwatch wrote",
+    ),
+    "instant not a number": (
+        lambda db: _run_sql(db, "UPDATE reminders SET next_attempt = 'abc'"),
+        "reminders.next_attempt values are not instants eventwatch wrote",
+    ),
+    "sequence not a number": (
+        lambda db: _run_sql(db, "INSERT INTO revisions VALUES ('u', 'x', 'm', 'c', 0)"),
+        "revisions.sequence values are not instants eventwatch wrote",
+    ),
 }
 
 

@@ -110,6 +110,20 @@ class Reconciled:
     revived: int
 
 
+_INSTANTS = (
+    ("reminders", "due"),
+    ("reminders", "next_attempt"),
+    ("reminders", "sent_at"),
+    ("reminders", "attempts"),
+    ("revisions", "modified"),
+    ("revisions", "sequence"),
+)
+"""Integer columns every reader converts: a value out of range would fail wherever read."""
+
+_LAST_INSTANT = 253_402_300_799
+"""9999-12-31 23:59:59 UTC in seconds: no instant (or count) eventwatch writes is larger."""
+
+
 def _is_notice(key: str) -> bool:
     return key.split("|")[1] in NOTICE_KINDS
 
@@ -226,6 +240,15 @@ class Ledger:
                 found = connection.exec_driver_sql("PRAGMA quick_check").scalars().all()
                 if found != ["ok"]:
                     raise self._unusable(f"it is damaged ({'; '.join(map(str, found[:3]))})")
+                for name, column in _INSTANTS:
+                    bad = connection.exec_driver_sql(
+                        f'SELECT count(*) FROM {name} WHERE "{column}" IS NOT NULL AND '  # noqa: S608 - names from the schema above
+                        f'(typeof("{column}") != \'integer\' OR "{column}" < 0 OR "{column}" > ?)',
+                        (_LAST_INSTANT,),
+                    ).scalar()
+                    if bad:
+                        why = f"{bad} {name}.{column} values are not instants eventwatch wrote"
+                        raise self._unusable(why)
             columns = sa.inspect(connection)
             for table in _metadata.sorted_tables:
                 have = {c["name"] for c in columns.get_columns(table.name)}
