@@ -349,3 +349,16 @@ def test_send_test_reports_failure(site: Site, run: Runner) -> None:
     assert result.code == 1
     assert "SMTPConnectError" in result.err
     assert "Traceback" not in result.err
+
+
+def test_a_server_without_smtputf8_refuses_a_unicode_address_for_good(recorder: Recorder) -> None:
+    """An address that needs SMTPUTF8, to a server without it, fails at once: no retry helps."""
+    server = Server(recorder, auth_require_tls=False, enable_SMTPUTF8=False)
+    try:
+        with pytest.raises(DeliveryError) as caught:
+            send(smtp(server.port, security="none"), message("bädi@example.org"))
+    finally:
+        server.stop()
+    assert caught.value.permanent
+    assert "SMTPUTF8" in caught.value.reply
+    assert recorder.received == []

@@ -423,3 +423,10 @@ def test_fractions_of_a_second_are_refused() -> None:
     """iCalendar has no fractions of a second, so a time with one is refused, not rounded."""
     with pytest.raises(ValidationError, match="fractions of a second are not allowed"):
         event(start="2026-07-07T10:00:00.5", end="2026-07-07T11:00:00")
+
+
+@pytest.mark.parametrize("text", ["09:00:00.5", "23:59:59.999999"])
+def test_all_day_at_takes_whole_seconds_only(text: str) -> None:
+    """A reminder anchor with a fraction of a second is refused, as event times are."""
+    with pytest.raises(ValueError, match="whole seconds"):
+        ReminderPolicy.model_validate({"all_day_at": text})

@@ -122,6 +122,16 @@ class SmtpDelivery:
             except aiosmtplib.SMTPResponseException as exc:
                 await _close(client)
                 raise DeliveryError(f"{exc.code} {exc.message}", permanent=exc.code >= 500) from exc  # noqa: PLR2004
+            except aiosmtplib.SMTPNotSupported as exc:
+                # A server without SMTPUTF8 will never take this address: final, as a 5xx.
+                # Without STARTTLS it may be fixed, so that is tried again (below).
+                await _close(client)
+                permanent = message.utf8 and "SMTPUTF8" in str(exc)
+                raise DeliveryError(
+                    f"{type(exc).__name__}: {exc}",
+                    permanent=permanent,
+                    reason="rejected" if permanent else _reason(exc),
+                ) from exc
             except asyncio.CancelledError:
                 client.close()  # given up mid-transaction at shutdown: drop the connection
                 raise

@@ -358,6 +358,8 @@ class ReminderPolicy(Record):
     def _no_repeats(self) -> Self:
         if self.all_day_at is not None and self.all_day_at.tzinfo is not None:
             raise InvalidField(("all_day_at",), "give a local time such as '09:00', no offset")
+        if self.all_day_at is not None and self.all_day_at.microsecond:
+            raise InvalidField(("all_day_at",), "give whole seconds, such as '09:00'")
         offsets = [str(o) for o in self.offsets or ()]
         repeat = _first_repeat(offsets)
         if repeat:
