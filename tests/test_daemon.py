@@ -655,3 +655,18 @@ def test_a_blocked_reminders_loop_stops_the_watchdog_pings(site: Site) -> None:
         watcher.sender.close()
     assert before >= 2
     assert stuck == 0
+
+
+def test_moving_the_state_folder_needs_a_restart(daemon: Running, root: Path) -> None:
+    """A reload that moves state_dir is refused whole, naming the setting; nothing moves."""
+    config = root / "config" / "eventwatch.toml"
+    text = config.read_text()
+    assert 'state_dir = "../state"' in text
+    config.write_text(text.replace('state_dir = "../state"', 'state_dir = "../elsewhere"'))
+    wait_for(lambda: daemon.get("/healthz").json()["last_reload_error"] is not None)
+    error = daemon.get("/healthz").json()["last_reload_error"]
+    assert "state_dir: " in error
+    assert "restart to move it" in error
+    code, _ = daemon.stop()
+    assert code == 0
+    assert not (root / "elsewhere").exists()

@@ -28,7 +28,14 @@ from eventwatch import (
     systemd,
     web,
 )
-from eventwatch.errors import EventwatchError, InvalidInputError, OperationError, StateError
+from eventwatch.errors import (
+    EventwatchError,
+    InvalidInputError,
+    OperationError,
+    Problem,
+    SettingsError,
+    StateError,
+)
 from eventwatch.ledger import Ledger
 from eventwatch.metrics import Metrics
 
@@ -472,6 +479,17 @@ class Daemon:
             current = again
         return current
 
+    def _same_state_dir(self, fresh: inputs.Inputs) -> None:
+        """Refuse new settings that move the state folder: the ledger and lock cannot follow.
+
+        Half applied, the feed cache would move while the ledger stays; a restart moves all.
+        """
+        moved = Path(os.path.normpath(fresh.settings.state_dir))
+        if moved != self.lock.path.parent:
+            message = f"'{moved}' differs from '{self.lock.path.parent}': restart to move it"
+            problem = Problem(str(fresh.config_file), "state_dir", message)
+            raise SettingsError([problem])
+
     async def _reload(self, ledger: Ledger, state: web.State) -> inputs.Inputs | None:
         """Read settings and calendars again; the new inputs, or None if they are invalid.
 
@@ -480,6 +498,7 @@ class Daemon:
         """
         try:
             fresh = await asyncio.to_thread(self._load)
+            self._same_state_dir(fresh)
         except InvalidInputError as exc:
             for problem in exc.problems:
                 log.warning("reload failed", problem=str(problem))
