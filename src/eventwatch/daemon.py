@@ -36,7 +36,7 @@ from eventwatch.errors import (
     SettingsError,
     StateError,
 )
-from eventwatch.ledger import Ledger
+from eventwatch.ledger import Ledger, make_state_folder
 from eventwatch.metrics import Metrics
 
 if TYPE_CHECKING:
@@ -291,7 +291,7 @@ class Daemon:
         )
         if self._stopped_early():
             return
-        await asyncio.to_thread(_make_folder, settings.state_dir)
+        await asyncio.to_thread(make_state_folder, settings.state_dir)
         lock = StateLock(settings.state_dir)  # before the ledger: a second daemon stops here
         try:
             ledger = await asyncio.to_thread(Ledger.in_folder, settings.state_dir)
@@ -532,14 +532,6 @@ def export(loaded: inputs.Inputs, out: Path) -> list[Path]:
         return static.export(built, out, settings.server.base_url, now())
     finally:
         ledger.close()
-
-
-def _make_folder(state_dir: Path) -> None:
-    try:
-        state_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        where = os.path.normpath(state_dir)
-        raise StateError(f"{where}: cannot create the state folder: {exc.strerror}") from exc
 
 
 def run(config: Path | None, overrides: list[str] | None) -> int:

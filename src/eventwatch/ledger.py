@@ -13,6 +13,7 @@ import os
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from enum import StrEnum
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -23,7 +24,6 @@ from eventwatch.revisions import Revision
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
-    from pathlib import Path
 
     from eventwatch.planner import Reminder
 
@@ -179,6 +179,16 @@ def _sqlite_pragmas(connection: Any, record: Any) -> None:  # noqa: ANN401 - a D
     cursor.close()
 
 
+def make_state_folder(state_dir: Path) -> Path:
+    """``state_dir`` as messages name it, made if need be; ``StateError`` if it cannot be."""
+    folder = Path(os.path.normpath(state_dir))
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StateError(f"{folder}: cannot create the state folder: {exc.strerror}") from exc
+    return folder
+
+
 def url_for(state_dir: Path) -> str:
     """The database URL of the SQLite file in ``state_dir``."""
     return f"sqlite:///{state_dir / DATABASE_FILE}"
@@ -263,13 +273,7 @@ class Ledger:
     @classmethod
     def in_folder(cls, state_dir: Path) -> Ledger:
         """Open (creating it if need be) the SQLite database in ``state_dir``."""
-        try:
-            state_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise StateError(
-                f"{state_dir}: cannot create the state folder: {exc.strerror}"
-            ) from exc
-        return cls(url_for(state_dir))
+        return cls(url_for(make_state_folder(state_dir)))
 
     @classmethod
     def statuses_in(cls, state_dir: Path) -> dict[str, Status]:

@@ -89,9 +89,14 @@ def _header_text(name: str, text: str) -> str:
     header text (CVE-2024-6923). Folding between encoded words, as ``email.header`` does,
     also loses nothing, where the standard library's folding shows two spaces once unfolded.
     """
-    plain = text.isascii() and "=?" not in text and _foldable(text)
-    charset = "us-ascii" if plain else "utf-8"
-    return email.header.Header(text, charset, header_name=name).encode(linesep="\n")
+    if text.isascii() and "=?" not in text and _foldable(text):
+        return email.header.Header(text, "us-ascii", header_name=name).encode(linesep="\n")
+    return _encoded_words(name, text)
+
+
+def _encoded_words(name: str, text: str) -> str:
+    """``text`` as UTF-8 encoded words for header ``name``, folded between them."""
+    return email.header.Header(text, "utf-8", header_name=name).encode(linesep="\n")
 
 
 _WORD_AT_MOST = 60
@@ -116,7 +121,7 @@ def _mailbox(field: str, name: str, address: str) -> str:
         shown = f'"{escaped}"'
     else:
         # Encoded words, never plain text: in an address header, plain words are parsed.
-        shown = email.header.Header(name, "utf-8", header_name=field).encode(linesep="\n")
+        shown = _encoded_words(field, name)
     last = shown.rpartition("\n")[2]
     # The address goes on a line of its own when it would make the line long.
     gap = " " if len(field) + len(last) + len(address) + 5 <= _LINE else "\n "
@@ -276,7 +281,10 @@ def outgoing(message: EmailMessage) -> Outgoing:
         utf8 = not (sender + recipient).isascii()
         policy = _WIRE.clone(utf8=True) if utf8 else _WIRE
         data = message.as_bytes(policy=policy)
-    except (ValueError, IndexError, LookupError) as exc:  # UnicodeError is a ValueError
+    except (
+        ValueError,
+        LookupError,
+    ) as exc:  # UnicodeError is a ValueError, IndexError a LookupError
         msg = f"the message cannot be written: {exc}"
         raise MessageError(msg) from exc
     _check_headers(data, list(message.keys()), recipient)
