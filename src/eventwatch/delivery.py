@@ -169,3 +169,6 @@ async def _close(client: aiosmtplib.SMTP) -> None:
             await client.quit()
         except (aiosmtplib.SMTPException, OSError):
             client.close()
+    else:
+        # A connection that failed half-way (a refused certificate) may still hold a socket.
+        client.close()
