@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from eventwatch import __version__
-from eventwatch.export import write_atomically
+from eventwatch.files import write_atomically
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -1,0 +1,104 @@
+"""Writing files safely: a file is replaced whole, or left as it was."""
+
+from __future__ import annotations
+
+import os
+import stat
+from typing import TYPE_CHECKING
+
+import pytest
+
+from eventwatch import files
+from eventwatch.files import write_atomically
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+
+def test_a_new_file_holds_the_data(tmp_path: Path) -> None:
+    """A file that did not exist is created with exactly the bytes given."""
+    path = tmp_path / "feed.ics"
+    write_atomically(path, b"BEGIN:VCALENDAR\r\n")
+    assert path.read_bytes() == b"BEGIN:VCALENDAR\r\n"
+
+
+def test_the_old_file_is_replaced_whole(tmp_path: Path) -> None:
+    """Shorter data over a longer file leaves nothing of the old one behind."""
+    path = tmp_path / "feed.ics"
+    path.write_bytes(b"old content, rather long")
+    write_atomically(path, b"new")
+    assert path.read_bytes() == b"new"
+
+
+def test_the_file_is_replaced_by_a_rename_not_rewritten(tmp_path: Path) -> None:
+    """The path gets a new inode, so a reader holding the old file reads it to its end."""
+    path = tmp_path / "feed.ics"
+    path.write_bytes(b"old")
+    with path.open("rb") as reader:
+        write_atomically(path, b"new")
+        assert reader.read() == b"old"
+    assert path.read_bytes() == b"new"
+
+
+def test_the_data_is_on_disk_before_the_rename(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The temporary file is fsync'd while the path still holds the old content."""
+    path = tmp_path / "feed.ics"
+    path.write_bytes(b"old")
+    seen: list[bytes] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        seen.append(path.read_bytes())
+        real_fsync(fd)
+
+    monkeypatch.setattr(files.os, "fsync", fsync)
+    write_atomically(path, b"new")
+    assert seen == [b"old"]
+    assert path.read_bytes() == b"new"
+
+
+def test_the_file_is_readable_by_all_whatever_the_umask(tmp_path: Path) -> None:
+    """The written file is rw-r--r--, so a web server running as another user can serve it."""
+    path = tmp_path / "index.html"
+    old = os.umask(0o077)
+    try:
+        write_atomically(path, b"<html>")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+
+
+def test_a_failed_rename_leaves_no_temporary_file(tmp_path: Path) -> None:
+    """When the path cannot be replaced the error is raised and the folder is as it was."""
+    path = tmp_path / "taken"
+    path.mkdir()
+    (path / "inside").write_bytes(b"")
+    with pytest.raises(OSError, match="Is a directory"):
+        write_atomically(path, b"data")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["taken"]
+
+
+def test_an_interrupted_write_keeps_the_old_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An interrupt during the write leaves the old content and no temporary file."""
+    path = tmp_path / "feed.ics"
+    path.write_bytes(b"old")
+
+    def interrupted(_fd: int) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(files.os, "fsync", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        write_atomically(path, b"new")
+    assert path.read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["feed.ics"]
+
+
+def test_a_missing_folder_is_an_error_and_creates_nothing(tmp_path: Path) -> None:
+    """A path in a folder that does not exist raises FileNotFoundError; nothing is made."""
+    with pytest.raises(FileNotFoundError):
+        write_atomically(tmp_path / "absent" / "feed.ics", b"data")
+    assert list(tmp_path.iterdir()) == []
