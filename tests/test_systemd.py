@@ -11,6 +11,7 @@ import signal
 import socket
 import statistics
 import subprocess
+import sys
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -21,6 +22,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from eventwatch import systemd
+from eventwatch.errors import OperationError
 
 from .test_daemon import COMMAND, Running, _reminder_site, free_port, wait_for
 from .test_delivery import SECRET, Recorder, Server
@@ -143,6 +145,80 @@ def test_watchdog_interval_is_half_of_watchdog_usec(
 ) -> None:
     """Pings every WATCHDOG_USEC / 2, and only when the variable is meant for this process."""
     assert systemd.Notifier(environ).watchdog == expected
+
+
+# -- socket activation -----------------------------------------------------------------------
+
+TAKE_FD_3 = """
+import os
+from eventwatch import logs, systemd
+logs.configure()
+sock = systemd.listening_socket("127.0.0.1", int(os.environ["PORT"]))
+listen = sorted(name for name in os.environ if name.startswith("LISTEN_"))
+print(sock.getsockname()[1], sock.get_inheritable(), listen)
+"""
+
+
+def test_without_socket_activation_the_port_is_bound_here() -> None:
+    """With no LISTEN_FDS the configured host and port are bound and accept connections."""
+    with systemd.listening_socket("127.0.0.1", 0) as sock:
+        host, port = sock.getsockname()
+        assert host == "127.0.0.1"
+        socket.create_connection((host, port), timeout=1).close()
+
+
+def test_an_ipv6_host_is_bound_as_ipv6() -> None:
+    """A host with a colon is an IPv6 address and gets an IPv6 socket."""
+    try:
+        sock = systemd.listening_socket("::1", 0)
+    except OperationError as exc:
+        pytest.skip(f"no IPv6 loopback here: {exc}")
+    with sock:
+        assert sock.family == socket.AF_INET6
+
+
+def test_a_port_in_use_is_a_one_line_error_naming_the_settings() -> None:
+    """A port already taken is an OperationError naming the address and the settings to change."""
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        with pytest.raises(OperationError) as caught:
+            systemd.listening_socket("127.0.0.1", port)
+    message = str(caught.value)
+    assert message.startswith(f"cannot listen on 127.0.0.1:{port}: Address already in use")
+    assert message.endswith(" (server.host, server.port)")
+    assert "\n" not in message
+
+
+def test_a_socket_passed_to_another_process_is_not_taken(monkeypatch: pytest.MonkeyPatch) -> None:
+    """LISTEN_FDS meant for another pid is left alone, and the port is bound here."""
+    monkeypatch.setenv("LISTEN_PID", "1")
+    monkeypatch.setenv("LISTEN_FDS", "1")
+    with systemd.listening_socket("127.0.0.1", 0) as sock:
+        assert sock.fileno() != 3
+        assert sock.getsockname()[0] == "127.0.0.1"
+    assert (os.environ["LISTEN_PID"], os.environ["LISTEN_FDS"]) == ("1", "1")
+
+
+def test_the_passed_socket_is_taken_and_the_variables_dropped() -> None:
+    """fd 3 is served as passed, not inherited further, and no child sees LISTEN_* variables.
+
+    The passed socket holds the configured port, so binding it here would fail.
+    """
+    with socket.create_server(("127.0.0.1", 0)) as passed:
+        port, fd = passed.getsockname()[1], passed.fileno()
+        done = subprocess.run(
+            ["/bin/sh", "-c", 'LISTEN_PID=$$ LISTEN_FDS=1 LISTEN_FDNAMES=http exec "$0" "$@"',
+             sys.executable, "-c", TAKE_FD_3],
+            capture_output=True, text=True, check=False, env=os.environ | {"PORT": str(port)},
+            pass_fds=(3,),
+            preexec_fn=lambda: os.dup2(fd, 3),
+            timeout=20,
+        )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == f"{port} False []\n"
+    assert done.stderr.startswith(
+        "INFO daemon listening on the socket systemd passed address=\"('127.0.0.1', "
+    )
 
 
 # -- the daemon under a pretend service manager ---------------------------------------------

@@ -7,7 +7,6 @@ import contextlib
 import fcntl
 import os
 import signal
-import socket
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -40,6 +39,7 @@ from eventwatch.ledger import Ledger, make_state_folder
 from eventwatch.metrics import Metrics
 
 if TYPE_CHECKING:
+    import socket
     from collections.abc import Coroutine, Iterator
 
 
@@ -198,27 +198,6 @@ class _Server(uvicorn.Server):
             self.listening.set()
 
 
-def listening_socket(host: str, port: int) -> socket.socket:
-    """The HTTP port: handed over by systemd (``LISTEN_FDS``, socket activation) or bound here.
-
-    Binding here, before uvicorn starts, turns a port in use into a one-line error, and
-    means the port answers by the time the daemon tells systemd it is ready.
-    """
-    if os.environ.get("LISTEN_PID") == str(os.getpid()) and os.environ.get("LISTEN_FDS") == "1":
-        for name in ("LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"):
-            os.environ.pop(name, None)  # not for any child process
-        sock = socket.socket(fileno=3)
-        sock.set_inheritable(False)
-        log.info("listening on the socket systemd passed", address=sock.getsockname())
-        return sock
-    try:
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        return socket.create_server((host, port), family=family, backlog=2048)
-    except OSError as exc:
-        msg = f"cannot listen on {host}:{port}: {exc.strerror} (server.host, server.port)"
-        raise OperationError(msg) from None
-
-
 def status_line(
     built: publication.Publication, health: reminding.Health | None, error: str | None
 ) -> str:
@@ -299,7 +278,7 @@ class Daemon:
             lock.close()
             raise
         try:
-            sock = listening_socket(settings.server.host, settings.server.port)
+            sock = systemd.listening_socket(settings.server.host, settings.server.port)
         except OperationError:
             ledger.close()
             lock.close()

@@ -1,9 +1,11 @@
-"""The service manager's side channel: sd_notify datagrams and the watchdog interval.
+"""Everything systemd: sd_notify datagrams, the watchdog interval and socket activation.
 
-The protocol is one datagram of ``KEY=VALUE`` lines to the socket named in ``$NOTIFY_SOCKET``
-(a path, or an abstract socket when it starts with ``@``). Without the variable, as outside
-systemd, every call does nothing. A few lines of our own: the maintained libraries either
-wrap libsystemd (a C build) or have not changed since 2017.
+The notify protocol is one datagram of ``KEY=VALUE`` lines to the socket named in
+``$NOTIFY_SOCKET`` (a path, or an abstract socket when it starts with ``@``). Without the
+variable, as outside systemd, every call does nothing. Socket activation passes the HTTP port
+as file descriptor 3 (``$LISTEN_FDS``, ``$LISTEN_PID``); without it the port is bound here.
+A few lines of our own: the maintained libraries either wrap libsystemd (a C build) or have
+not changed since 2017.
 """
 
 from __future__ import annotations
@@ -13,8 +15,12 @@ import socket
 from datetime import timedelta
 
 from eventwatch import logs
+from eventwatch.errors import OperationError
 
 log = logs.get("systemd")
+
+_daemon_log = logs.get("daemon")
+"""Which socket the daemon serves on has always been the daemon's line in the journal."""
 
 
 class Notifier:
@@ -67,3 +73,24 @@ def _watchdog(env: os._Environ[str] | dict[str, str]) -> timedelta | None:
     if not usec.isdigit() or int(usec) == 0 or (pid and pid != str(os.getpid())):
         return None
     return timedelta(microseconds=int(usec) / 2)
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    """The HTTP port: handed over by systemd (``LISTEN_FDS``, socket activation) or bound here.
+
+    Binding here, before uvicorn starts, turns a port in use into a one-line error, and
+    means the port answers by the time the daemon tells systemd it is ready.
+    """
+    if os.environ.get("LISTEN_PID") == str(os.getpid()) and os.environ.get("LISTEN_FDS") == "1":
+        for name in ("LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"):
+            os.environ.pop(name, None)  # not for any child process
+        sock = socket.socket(fileno=3)
+        sock.set_inheritable(False)
+        _daemon_log.info("listening on the socket systemd passed", address=sock.getsockname())
+        return sock
+    try:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        return socket.create_server((host, port), family=family, backlog=2048)
+    except OSError as exc:
+        msg = f"cannot listen on {host}:{port}: {exc.strerror} (server.host, server.port)"
+        raise OperationError(msg) from None
