@@ -11,7 +11,7 @@ import icalendar
 import pytest
 import vobject
 
-from eventwatch import calendars, feeds, revisions
+from eventwatch import calendars, feeds, revisions, wording
 from eventwatch.models import Calendar
 
 from .conftest import SHIPPED_CALENDARS
@@ -355,7 +355,7 @@ def reference_vevent(entry: feeds.Entry) -> icalendar.Event:
     end = event.end if isinstance(event.end, datetime) else event.last_day + timedelta(days=1)
     component.add("dtend", end)
     component.add("summary", event.title)
-    text = feeds.description_of(event)
+    text = wording.description(event)
     if text:
         component.add("description", text)
     if event.location:

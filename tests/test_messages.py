@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from eventwatch import feeds, messages, planner, revisions
 from eventwatch.errors import MessageError
-from eventwatch.models import Calendar, Offset, ReminderPolicy
+from eventwatch.models import Calendar, ReminderPolicy
 
 SENDER = messages.Sender("eventwatch <eventwatch@example.org>")
 SENT = datetime(2026, 6, 30, 6, 0, tzinfo=UTC)
@@ -69,16 +69,6 @@ def build(r: planner.Reminder, *, late: bool = False) -> email.message.EmailMess
     """The message, parsed back from its bytes as a mail client would."""
     made = messages.build(r, SENDER, sent_at=SENT, ics=ics_of(r), late=late)
     return email.message_from_bytes(bytes(made), policy=email.policy.default)  # type: ignore[return-value]
-
-
-@pytest.mark.parametrize(
-    ("offset", "words"),
-    [("P7D", "7 days"), ("P1D", "1 day"), ("PT2H", "2 hours"), ("P1DT12H", "1 day and 12 hours"),
-     ("PT90M", "1 hour and 30 minutes"), ("PT0S", "no time")],
-)  # fmt: skip
-def test_offsets_in_words(offset: str, words: str) -> None:
-    """Offsets read as a person says them."""
-    assert messages.in_words(Offset.parse(offset)) == words
 
 
 def test_headers() -> None:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import icalendar
 from icalendar.parser import Contentline
 
-from eventwatch import __version__, timezones
+from eventwatch import __version__, timezones, wording
 from eventwatch.models import event_uid
 
 if TYPE_CHECKING:
@@ -67,25 +67,6 @@ class Feed:
     def of(cls, body: bytes, last_modified: datetime | None) -> Feed:
         """Wrap ``body`` with an ETag derived from its bytes alone, so instances agree."""
         return cls(body, f'"{hashlib.sha256(body).hexdigest()[:32]}"', last_modified)
-
-
-def description_of(event: Event) -> str:
-    """The event's DESCRIPTION: its text, then participants and sources, as plain text."""
-    parts = [event.description.strip()] if event.description.strip() else []
-    if event.participants:
-        lines = [f"- {p.name}, {p.role}" if p.role else f"- {p.name}" for p in event.participants]
-        parts.append("Participants:\n" + "\n".join(lines))
-    if event.sources:
-        lines = []
-        for source in event.sources:
-            line = f"- {source.publisher}: {source.title}"
-            if source.published:
-                line += f" ({source.published.isoformat()})"
-            if source.url:
-                line += f" {source.url}"
-            lines.append(line)
-        parts.append("Sources:\n" + "\n".join(lines))
-    return "\n\n".join(parts)
 
 
 def _dtend(event: Event) -> date | datetime:
@@ -171,7 +152,7 @@ def _vevent(entry: Entry) -> bytes:
         _when("DTEND", _dtend(event), event.timezone),
         _line("SUMMARY", _text(event.title)),
     ]
-    text = description_of(event)
+    text = wording.description(event)
     if text:
         lines.append(_line("DESCRIPTION", _text(text)))
     if event.location:

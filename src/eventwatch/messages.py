@@ -12,12 +12,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from typing import TYPE_CHECKING
-from zoneinfo import ZoneInfo
 
-from eventwatch import __version__, pages, templates
+from eventwatch import __version__, templates, wording
 from eventwatch.errors import MessageError
-from eventwatch.feeds import description_of
-from eventwatch.models import Status
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -34,50 +31,18 @@ def message_id(key: str, sender: str | None) -> str:
     return f"<{digest}.reminder@{domain}>"
 
 
-def in_words(offset: Offset) -> str:
-    """How long before: ``7 days``, ``2 hours``, ``1 day and 12 hours``."""
-    hours, rest = divmod(offset.seconds, 3600)
-    minutes = rest // 60
-    parts = [
-        f"{n} {unit}{'s' * (n != 1)}"
-        for n, unit in ((offset.days, "day"), (hours, "hour"), (minutes, "minute"))
-        if n
-    ]
-    if not parts:
-        return "no time"
-    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
-
-
-def _short_day(event: Event) -> str:
-    day = event.first_day
-    text = f"{day:%a} {day.day} {day:%b %Y}"
-    if isinstance(event.start, datetime):
-        text += f" {event.start:%H:%M %Z}"
-    return text
-
-
 def subject(reminder: Reminder, *, late: bool) -> str:
     """``Reminder: NATO Summit 2026 in 7 days (Tue 7 Jul 2026, Ankara, Türkiye)``."""
     event = reminder.event
-    where = f", {event.location}" if event.location else ""
     head = "Late reminder" if late else "Reminder"
-    return f"{head}: {event.title} in {in_words(reminder.offset)} ({_short_day(event)}{where})"
+    offset = wording.offset_in_words(reminder.offset)
+    return f"{head}: {event.title} in {offset} ({wording.short_when_where(event)})"
 
 
 def notice_subject(reminder: Reminder, kind: str) -> str:
     """``Changed: NATO Summit 2026 (Wed 8 Jul 2026, Ankara)``, or ``Cancelled: ...``."""
     event = reminder.event
-    where = f", {event.location}" if event.location else ""
-    return f"{kind.title()}: {event.title} ({_short_day(event)}{where})"
-
-
-def _when_for(event: Event, zone: str | None) -> str | None:
-    """The event's time on another clock, for a recipient in ``zone``; None for dates."""
-    if zone is None or event.all_day or zone == event.timezone:
-        return None
-    assert isinstance(event.start, datetime)  # noqa: S101 - not all-day means a date-time
-    start = event.start.astimezone(ZoneInfo(zone))
-    return f"{start:%a} {start.day} {start:%B %Y %H:%M %Z} ({zone})"
+    return f"{kind.title()}: {event.title} ({wording.short_when_where(event)})"
 
 
 def _header_text(name: str, text: str) -> str:
@@ -166,12 +131,12 @@ def _body(  # noqa: PLR0913 - the cache key: everything the body depends on
     """
     values = {
         "title": event.title,
-        "when": pages.when(event),
-        "when_yours": _when_for(event, zone),
+        "when": wording.when(event),
+        "when_yours": wording.when_in(event, zone),
         "location": event.location,
-        "status": "" if event.status is Status.CONFIRMED else event.status.value,
-        "description": description_of(event),
-        "offset": in_words(offset),
+        "status": wording.status(event),
+        "description": wording.description(event),
+        "offset": wording.offset_in_words(offset),
         "late": late,
         "notice": notice,
         "due": f"{due.astimezone(UTC):%Y-%m-%d %H:%M} UTC",

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, time
+from datetime import datetime, time
 from typing import TYPE_CHECKING
 from urllib.parse import quote, urlsplit, urlunsplit
 
-from eventwatch import __version__, templates
-from eventwatch.models import Status
+from eventwatch import __version__, templates, wording
 from eventwatch.publication import ALL
 
 if TYPE_CHECKING:
@@ -16,7 +15,6 @@ if TYPE_CHECKING:
     from eventwatch.publication import Publication
 
 UPCOMING = 50
-_DASH = "\u2013"  # an en dash, as ranges of dates are printed
 PAST = 10
 
 
@@ -50,30 +48,8 @@ def _link(base: str, name: str, title: str, description: str, count: int) -> _Fe
     return _FeedLink(title, description, count, url, webcal, google)
 
 
-def _day(value: date) -> str:
-    return f"{value:%a} {value.day} {value:%B %Y}"
-
-
-def when(event: Event) -> str:
-    """The event's dates (and times) as a person reads them, on the event's own clock."""
-    if event.all_day:
-        first, last = event.first_day, event.last_day
-        if first == last:
-            return _day(first)
-        if (first.year, first.month) == (last.year, last.month):
-            return f"{first.day}{_DASH}{last.day} {last:%B %Y}"
-        return f"{_day(first)} {_DASH} {_day(last)}"
-    assert isinstance(event.start, datetime)  # noqa: S101 - not all-day means date-times
-    assert isinstance(event.end, datetime)  # noqa: S101
-    span = f"{event.start:%H:%M}{_DASH}{event.end:%H:%M}"
-    if event.first_day != event.last_day:
-        span = f"{event.start:%H:%M} {_DASH} {_day(event.end)} {event.end:%H:%M}"
-    return f"{_day(event.start)} {span} ({event.timezone})"
-
-
 def _item(event: Event) -> _Item:
-    status = "" if event.status is Status.CONFIRMED else event.status.value
-    return _Item(when(event), event.title, event.location, status)
+    return _Item(wording.when(event), event.title, event.location, wording.status(event))
 
 
 def render(publication: Publication, base: str, now: datetime) -> bytes:

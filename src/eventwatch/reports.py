@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC
 from typing import TYPE_CHECKING, Any
+
+from eventwatch import wording
 
 if TYPE_CHECKING:
     from eventwatch.dispatch import Outcome
@@ -49,27 +51,13 @@ def reminder_row(reminder: Reminder, status: str | None = None) -> dict[str, Any
     }
 
 
-def _when(event: Event) -> str:
-    if event.all_day:
-        if event.first_day == event.last_day:
-            return f"{event.first_day} (all day)"
-        return f"{event.first_day} to {event.last_day} (all day)"
-    assert isinstance(event.start, datetime)  # noqa: S101 - not all-day means a date-time
-    assert isinstance(event.end, datetime)  # noqa: S101
-    end = (
-        event.end.strftime("%H:%M")
-        if event.first_day == event.last_day
-        else event.end.strftime("%Y-%m-%d %H:%M")
-    )
-    return f"{event.start:%Y-%m-%d %H:%M}-{end}"
-
-
 def event_line(event: Event) -> str:
     """An event as one line of text."""
-    status = "" if event.status.value == "confirmed" else f" [{event.status.value}]"
-    where = f", {event.location}" if event.location else ""
+    status = wording.status(event)
+    mark = f" [{status}]" if status else ""
     name = f"{event.calendar}/{event.id}"
-    return f"{_when(event)} {event.timezone}  {name}  {event.title}{where}{status}"
+    when = wording.when_numeric(event)
+    return f"{when} {event.timezone}  {name}  {event.title}{wording.place_after(event)}{mark}"
 
 
 def reminder_line(reminder: Reminder, status: str | None = None) -> str:
