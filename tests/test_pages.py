@@ -1,6 +1,6 @@
 """The index page, and the HTML that calendar text reaches: escaped on the page and in the mail.
 
-The mail's HTML comes from the same templates module as the page, a site's own templates
+The mail's HTML comes from the same templating module as the page, a site's own templates
 included, so its escaping is tested here too.
 """
 

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from email.message import EmailMessage
 from typing import TYPE_CHECKING
 
-from eventwatch import __version__, templates, wording
+from eventwatch import __version__, templating, wording
 from eventwatch.errors import MessageError
 
 if TYPE_CHECKING:
@@ -143,9 +143,9 @@ def _body(  # noqa: PLR0913 - the cache key: everything the body depends on
         "version": __version__,
     }
     alternative = EmailMessage()
-    alternative.set_content(templates.render("reminder.txt.j2", templates_dir, **values))
+    alternative.set_content(templating.render("reminder.txt.j2", templates_dir, **values))
     alternative.add_alternative(
-        templates.render("reminder.html.j2", templates_dir, **values),
+        templating.render("reminder.html.j2", templates_dir, **values),
         subtype="html",
     )
     attachment = EmailMessage()

@@ -7,7 +7,7 @@ from datetime import datetime, time
 from typing import TYPE_CHECKING
 from urllib.parse import quote, urlsplit, urlunsplit
 
-from eventwatch import __version__, templates, wording
+from eventwatch import __version__, templating, wording
 from eventwatch.publication import ALL
 
 if TYPE_CHECKING:
@@ -65,7 +65,7 @@ def render(publication: Publication, base: str, now: datetime) -> bytes:
     ended = [e for e in events if _ends(e) <= now]
     upcoming = [e for e in events if _ends(e) > now][:UPCOMING]
     past = list(reversed(ended))[:PAST]
-    page = templates.render(
+    page = templating.render(
         "index.html.j2",
         title="eventwatch",
         feeds=links,

@@ -1,4 +1,4 @@
-"""The only Jinja2 import: the shipped templates, optionally overridden from a folder."""
+"""The only Jinja2 import: the shipped templates (``templates/``), or a site's own first."""
 
 from __future__ import annotations
 
