@@ -2,25 +2,19 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import textwrap
-import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import pytest
-import uvicorn
 from hypothesis import HealthCheck, settings
 
 from eventwatch import cli
 
-if TYPE_CHECKING:
-    import subprocess
+from .helpers import STARTED
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED_CONFIG = ROOT / "config" / "eventwatch.toml"
@@ -51,9 +45,6 @@ settings.register_profile(
     "deep", deadline=None, max_examples=1000, suppress_health_check=[HealthCheck.too_slow]
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
-
-STARTED: list[subprocess.Popen[str]] = []
-"""Every daemon process a test started, so that none outlives its test."""
 
 
 @pytest.fixture(autouse=True)
@@ -147,28 +138,6 @@ def run(capsys: pytest.CaptureFixture[str]) -> Runner:
         return Outcome(code, captured.out, captured.err)
 
     return invoke
-
-
-@contextlib.contextmanager
-def serving(app: object) -> Iterator[str]:
-    """Serve ``app`` with the daemon's uvicorn server on a free loopback port; yield its URL."""
-    from eventwatch import daemon  # noqa: PLC0415 - only the HTTP tests need the server
-
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_config=None, lifespan="off")  # type: ignore[arg-type]
-    server = daemon._Server(config)  # noqa: SLF001 - the server the daemon itself runs
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            pytest.fail("the test server did not start")
-        time.sleep(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
 
 
 @pytest.fixture

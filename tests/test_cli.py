@@ -24,13 +24,12 @@ from eventwatch.ledger import Ledger
 from eventwatch.models import ReminderPolicy
 
 from .conftest import MINIMAL_CALENDAR, SHIPPED_CONFIG, Site
+from .helpers import COMMAND, HOSTILE_CALENDAR
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
     from .conftest import Runner
-
-COMMAND = Path(sys.executable).parent / "eventwatch"
 
 
 @pytest.fixture
@@ -319,28 +318,6 @@ def test_plan_shows_ledger_status(run: Runner, shipped: tuple[str, ...], tmp_pat
     ledger.close()
     rows = json.loads(run(*shipped, "plan", "--json", "--at", "2026-01-01T00:00:00Z").out)
     assert [r["status"] for r in rows] == ["sent"] + ["pending"] * 5
-
-
-HOSTILE_CALENDAR = """\
-name = "Hostile"
-timezone = "Europe/Brussels"
-
-[reminders]
-offsets = ["P1D"]
-recipients = [
-    { address = "bad@bücher.example", name = "Bad" },
-    { address = "ok@example.org", name = "Bad =?UTF-8?Q?=0A?=Bcc: x@evil.example" },
-    { address = "user@xn--bcher-kva.example" },
-    { address = "bädi@example.org", name = "Bädi" },
-]
-
-[[events]]
-id = "meeting"
-title = "Delta =?UTF-8?Q?=0A?=Bcc: x@evil.example check"
-location = "x =?UTF-8?Q?=0A=0A?=Reply-To: y@evil.example"
-start = 2026-05-04T10:00:00
-end = 2026-05-04T12:00:00
-"""
 
 
 def test_simulate_sends_to_every_hostile_recipient_with_only_its_own_headers(

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from . import hostile
-from .test_cli import COMMAND
+from .helpers import COMMAND
 
 if TYPE_CHECKING:
     from pathlib import Path

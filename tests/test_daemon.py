@@ -4,19 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import shutil
 import signal
-import socket
 import subprocess
-import sys
 import time
 import types
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING
 
-import httpx
 import ical.calendar_stream
 import icalendar
 import pytest
@@ -29,74 +24,24 @@ from eventwatch.delivery import SmtpDelivery
 from eventwatch.dispatch import Dispatcher
 from eventwatch.ledger import Ledger
 
-from .conftest import STARTED
-from .sites import numbered, write_calendar, write_settings
-from .test_delivery import Recorder, Server
+from .helpers import (
+    COMMAND,
+    STARTED,
+    Recorder,
+    Running,
+    Server,
+    free_port,
+    message_id,
+    reminder_site,
+    statuses,
+    wait_for,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
+    from pathlib import Path
 
     from .conftest import Site
-
-COMMAND = Path(sys.executable).parent / "eventwatch"
-
-
-def free_port() -> int:
-    """A port nothing listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-class Running:
-    """One ``eventwatch run`` process on a copy of the shipped files."""
-
-    def __init__(self, root: Path, env: dict[str, str] | None = None, port: int = 0) -> None:
-        """Start it, with ``env`` added to the environment, and wait until it answers."""
-        self.port = port or free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.process = subprocess.Popen(
-            [
-                str(COMMAND),
-                "--config",
-                str(root / "config" / "eventwatch.toml"),
-                "--set",
-                f"server.port={self.port}",
-                "--set",
-                'feeds.reload_every="PT0.2S"',
-                "run",
-            ],
-            stderr=subprocess.PIPE,
-            text=True,
-            env=os.environ | (env or {}),
-        )
-        STARTED.append(self.process)
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                httpx.get(f"{self.url}/healthz", timeout=1).raise_for_status()
-            except httpx.HTTPError:
-                if time.monotonic() > deadline or self.process.poll() is not None:
-                    _, log = self.stop()
-                    pytest.fail(f"the daemon did not start: {log}")
-                time.sleep(0.05)
-            else:
-                return
-
-    def get(self, path: str) -> httpx.Response:
-        """GET ``path`` uncompressed."""
-        return httpx.get(f"{self.url}{path}", headers={"Accept-Encoding": "identity"}, timeout=5)
-
-    def stop(self, signum: signal.Signals = signal.SIGTERM, timeout: float = 10) -> tuple[int, str]:
-        """Send ``signum``; the exit code and log once it has stopped."""
-        if self.process.poll() is None:
-            self.process.send_signal(signum)
-        try:
-            _, log = self.process.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            _, log = self.process.communicate()
-        return self.process.returncode, log
 
 
 @pytest.fixture
@@ -118,15 +63,6 @@ def sequences(body: bytes) -> dict[str, int]:
     return {
         str(e["UID"]): int(e["SEQUENCE"]) for e in icalendar.Calendar.from_ical(body).walk("VEVENT")
     }
-
-
-def wait_for(predicate: object, timeout: float = 10) -> None:
-    """Poll until ``predicate()`` holds."""
-    deadline = time.monotonic() + timeout
-    while not predicate():  # type: ignore[operator]
-        if time.monotonic() > deadline:
-            pytest.fail("timed out waiting")
-        time.sleep(0.1)
 
 
 def test_serves_the_shipped_feeds_and_page(daemon: Running) -> None:
@@ -252,14 +188,6 @@ def test_invalid_start_refuses_to_run(root: Path) -> None:
     assert "Traceback" not in done.stderr
 
 
-def _reminder_site(
-    root: Path, port: int, first: datetime, second: datetime, timeout: int = 5
-) -> None:
-    """Settings for SMTP to ``port``, and two events whose P1D reminders fall due at the times."""
-    write_settings(root, port, timeout=timeout)
-    write_calendar(root, numbered((first, second)))
-
-
 def test_reminders_on_time_through_smtp_and_nothing_repeated_after_sigkill(tmp_path: Path) -> None:
     """Reminders reach SMTP within 1 s of due; a SIGKILL between them loses and repeats nothing."""
     recorder = Recorder()
@@ -267,7 +195,7 @@ def test_reminders_on_time_through_smtp_and_nothing_repeated_after_sigkill(tmp_p
     try:
         origin = datetime.now(UTC).replace(microsecond=0)
         first, second = origin + timedelta(seconds=6), origin + timedelta(seconds=14)
-        _reminder_site(tmp_path, server.port, first, second)
+        reminder_site(tmp_path, server.port, first, second)
         running = Running(tmp_path)
         wait_for(lambda: len(recorder.received) == 1, timeout=20)
         running.process.kill()  # SIGKILL: no clean-up at all
@@ -311,7 +239,7 @@ def test_missed_reminders_are_caught_up_or_skipped(tmp_path: Path) -> None:
     server = Server(recorder, auth_require_tls=False)
     try:
         origin = datetime.now(UTC).replace(microsecond=0)
-        _reminder_site(
+        reminder_site(
             tmp_path,
             server.port,
             origin - timedelta(hours=1),
@@ -335,7 +263,7 @@ def test_refused_connection_then_server_back(tmp_path: Path) -> None:
     port = free_port()
     origin = datetime.now(UTC).replace(microsecond=0)
     due = origin + timedelta(seconds=1)
-    _reminder_site(tmp_path, port, due, due + timedelta(days=30))
+    reminder_site(tmp_path, port, due, due + timedelta(days=30))
     loaded = inputs.load(tmp_path / "config" / "eventwatch.toml")
     ledger = Ledger.in_folder(loaded.settings.state_dir)
     plan = planner.reminders(loaded.calendars, loaded.settings.reminders)
@@ -374,25 +302,11 @@ def test_refused_connection_then_server_back(tmp_path: Path) -> None:
     assert len(recorder.received) == 1
 
 
-def _message_id(content: bytes) -> bytes:
-    """The Message-ID header of a raw message."""
-    return content.split(b"Message-ID: ")[1].split(b"\r\n")[0]
-
-
 def _dues(root: Path) -> list[datetime]:
     """The due instant of each reminder in the ledger of the state folder under ``root``."""
     ledger = Ledger.in_folder(root / "state")
     try:
         return [row.due for row in ledger.rows().values()]
-    finally:
-        ledger.close()
-
-
-def _statuses(root: Path) -> list[str]:
-    """The status of each reminder in the ledger of the state folder under ``root``."""
-    ledger = Ledger.in_folder(root / "state")
-    try:
-        return sorted(row.status.value for row in ledger.rows().values())
     finally:
         ledger.close()
 
@@ -412,7 +326,7 @@ def _stalling(
     try:
         origin = datetime.now(UTC).replace(microsecond=0)
         first = origin + timedelta(seconds=4)
-        _reminder_site(root, server.port, first, origin + second, timeout=int(stall) + 10)
+        reminder_site(root, server.port, first, origin + second, timeout=int(stall) + 10)
         yield recorder, root
     finally:
         server.stop()
@@ -425,15 +339,15 @@ def test_sigkill_mid_send_sends_again_with_the_same_message_id(tmp_path: Path) -
         wait_for(lambda: len(recorder.stalled) == 1, timeout=20)
         running.process.kill()
         running.stop()
-        assert _statuses(root) == ["pending", "sending"]  # what the kill left
+        assert statuses(root) == ["pending", "sending"]  # what the kill left
         again = Running(root)
         wait_for(lambda: len(recorder.received) == 1, timeout=20)
         code, log = again.stop()
     assert code == 0, log
     assert "in flight at the last stop, sending again" in log
     (envelope,) = recorder.received
-    assert _message_id(envelope.content) == _message_id(recorder.stalled[0])
-    assert _statuses(tmp_path) == ["pending", "sent"]
+    assert message_id(envelope.content) == message_id(recorder.stalled[0])
+    assert statuses(tmp_path) == ["pending", "sent"]
 
 
 def test_sigterm_lets_a_send_in_flight_finish(tmp_path: Path) -> None:
@@ -447,7 +361,7 @@ def test_sigterm_lets_a_send_in_flight_finish(tmp_path: Path) -> None:
     assert "reminder sent" in log
     assert "back to pending" not in log
     assert "Traceback" not in log
-    assert _statuses(tmp_path) == ["pending", "sent"]
+    assert statuses(tmp_path) == ["pending", "sent"]
 
 
 def test_sigterm_gives_up_a_hung_send_after_the_grace(tmp_path: Path) -> None:
@@ -464,7 +378,7 @@ def test_sigterm_gives_up_a_hung_send_after_the_grace(tmp_path: Path) -> None:
     assert "unfinished at stop, back to pending" in log
     assert "Traceback" not in log
     assert recorder.received == []
-    assert _statuses(tmp_path) == ["pending", "pending"]
+    assert statuses(tmp_path) == ["pending", "pending"]
 
 
 def test_a_reminder_due_during_a_slow_send_goes_at_once(tmp_path: Path) -> None:
@@ -526,7 +440,7 @@ def test_a_large_catch_up_does_not_delay_readiness(tmp_path: Path) -> None:
     server = Server(recorder, auth_require_tls=False)
     try:
         origin = datetime.now(UTC).replace(microsecond=0)
-        _reminder_site(
+        reminder_site(
             tmp_path, server.port, origin - timedelta(hours=1), origin + timedelta(days=2)
         )
         calendar = tmp_path / "calendars" / "test.toml"

@@ -1,42 +1,27 @@
 """Delivery through a real SMTP server (aiosmtpd) on loopback, with and without TLS."""
 
-# aiosmtpd calls its handler hooks by fixed names with fixed, loosely typed signatures.
-# ruff: noqa: ANN401, ARG002, N802
-
 from __future__ import annotations
 
 import asyncio
 import mailbox
 import shutil
-import socket
-import ssl
-import time
 from email.message import EmailMessage
 from typing import TYPE_CHECKING, Any
 
 import pytest
 import trustme
-from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from eventwatch import messages
 from eventwatch.delivery import DeliveryError, MaildirDelivery, SmtpDelivery
 from eventwatch.settings import SmtpSettings
+
+from .helpers import SECRET, Recorder, Server, free_port, server_context
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
     from pathlib import Path
 
     from .conftest import Runner, Site
-
-SECRET = "s3cret-Pa55"  # noqa: S105 - a test value
-
-
-def free_port() -> int:
-    """A port nothing listens on now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def message(to: str = "duty@example.org") -> messages.Outgoing:
@@ -48,66 +33,6 @@ def message(to: str = "duty@example.org") -> messages.Outgoing:
     made["Message-ID"] = "<test@example.org>"
     made.set_content("Hello")
     return messages.outgoing(made)
-
-
-class Recorder:
-    """An aiosmtpd handler that keeps what it accepts and can answer with given replies."""
-
-    def __init__(self) -> None:
-        """Accept everything until told otherwise."""
-        self.received: list[Any] = []
-        self.rcpt_replies: list[str] = []
-        self.data_replies: list[str] = []
-        self.logins: list[tuple[str, str]] = []
-        self.ehlos = 0
-        self.arrived: list[float] = []
-        self.stalls: list[float] = []
-        """Seconds to wait before answering DATA, one per message, taken in turn."""
-        self.stalled: list[bytes] = []
-        """What arrived while the server made the sender wait."""
-
-    async def handle_EHLO(
-        self,
-        server: Any,
-        session: Any,
-        envelope: Any,
-        hostname: str,
-        responses: list[str],
-    ) -> list[str]:
-        """Count greetings: one per connection (two with STARTTLS)."""
-        self.ehlos += 1
-        session.host_name = hostname  # aiosmtpd leaves this to a hook that handles EHLO
-        return responses
-
-    async def handle_RCPT(
-        self, server: Any, session: Any, envelope: Any, address: str, options: Any
-    ) -> str:
-        """Refuse with the next queued reply, if any."""
-        if self.rcpt_replies:
-            return self.rcpt_replies.pop(0)
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        """Wait as told, then refuse with the next queued reply, if any, else keep the message."""
-        if self.stalls:
-            self.stalled.append(envelope.content)
-            await asyncio.sleep(self.stalls.pop(0))
-        if self.data_replies:
-            return self.data_replies.pop(0)
-        self.received.append(envelope)
-        self.arrived.append(time.time())
-        return "250 2.0.0 accepted"
-
-    def authenticate(
-        self, server: Any, session: Any, envelope: Any, mechanism: str, data: Any
-    ) -> AuthResult:
-        """Accept ``eventwatch`` with ``SECRET``; remember every attempt."""
-        assert isinstance(data, LoginPassword)
-        login, password = data.login.decode(), data.password.decode()
-        self.logins.append((login, password))
-        # handled=False: aiosmtpd itself answers 235 or 535.
-        return AuthResult(success=(login, password) == ("eventwatch", SECRET), handled=False)
 
 
 @pytest.fixture(scope="module")
@@ -122,33 +47,6 @@ def ca_file(ca: trustme.CA, tmp_path: Path) -> Path:
     path = tmp_path / "ca.pem"
     ca.cert_pem.write_to_path(str(path))
     return path
-
-
-def server_context(ca: trustme.CA) -> ssl.SSLContext:
-    """A server TLS context with a certificate for 127.0.0.1 issued by ``ca``."""
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("127.0.0.1", "localhost").configure_cert(context)
-    return context
-
-
-class Server:
-    """An aiosmtpd server on a free loopback port."""
-
-    def __init__(self, recorder: Recorder, **options: Any) -> None:
-        """Start it with ``options`` for aiosmtpd's Controller."""
-        self.port = free_port()
-        self.controller = Controller(
-            recorder,
-            hostname="127.0.0.1",
-            port=self.port,
-            authenticator=recorder.authenticate,
-            **options,
-        )
-        self.controller.start()
-
-    def stop(self) -> None:
-        """Stop it."""
-        self.controller.stop()
 
 
 @pytest.fixture
@@ -181,7 +79,7 @@ def implicit(recorder: Recorder, ca: trustme.CA) -> Iterator[Server]:
     server.stop()
 
 
-def smtp(port: int, **values: Any) -> SmtpDelivery:
+def smtp(port: int, **values: Any) -> SmtpDelivery:  # noqa: ANN401 - any setting
     """A delivery to 127.0.0.1:``port`` with ``values`` as settings."""
     return SmtpDelivery(SmtpSettings.model_validate({"host": "127.0.0.1", "port": port} | values))
 

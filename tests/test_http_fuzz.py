@@ -23,7 +23,7 @@ from eventwatch.ledger import Ledger
 from eventwatch.metrics import Metrics
 from eventwatch.models import ReminderPolicy
 
-from .test_web import NOW, calendars, serving_as_daemon
+from .helpers import NOW, calendars, serving_as_daemon
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

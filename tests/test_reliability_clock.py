@@ -9,9 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from .sites import write_calendar, write_settings
-from .test_daemon import Running, wait_for
-from .test_delivery import Recorder, Server
+from .helpers import Recorder, Running, Server, wait_for, write_calendar, write_settings
 
 pytestmark = pytest.mark.reliability
 

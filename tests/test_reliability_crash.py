@@ -18,10 +18,18 @@ from aiosmtpd.smtp import SMTP
 from eventwatch import inputs, planner
 from eventwatch.ledger import Ledger
 
-from .conftest import STARTED
-from .sites import numbered, write_calendar, write_settings
-from .test_daemon import COMMAND, Running, _message_id, free_port, wait_for
-from .test_delivery import Recorder
+from .helpers import (
+    COMMAND,
+    STARTED,
+    Recorder,
+    Running,
+    free_port,
+    message_id,
+    numbered,
+    wait_for,
+    write_calendar,
+    write_settings,
+)
 
 if TYPE_CHECKING:
     import asyncio
@@ -221,7 +229,7 @@ def test_sigkill_at_random_points_mid_batch_loses_nothing_and_repeats_only_unrec
     assert repeats <= KILLS * CONNECTIONS
     ids: dict[str, set[bytes]] = {row.recipient: set() for row in rows.values()}
     for envelope in recorder.received:
-        ids[envelope.rcpt_tos[0]].add(_message_id(envelope.content))
+        ids[envelope.rcpt_tos[0]].add(message_id(envelope.content))
     assert {r.recipient: {(r.message_id or "").encode()} for r in rows.values()} == ids
     assert len({row.message_id for row in rows.values()}) == RECIPIENTS
     assert "Traceback" not in (tmp_path / f"run-{KILLS}.log").read_text()
@@ -277,7 +285,7 @@ def test_reminders_due_while_stopped_are_sent_late_or_skipped_and_none_silently(
             for line in log.splitlines()
         )
     assert took < 60
-    assert sorted(_message_id(e.content).decode() for e in recorder.received) == sorted(
+    assert sorted(message_id(e.content).decode() for e in recorder.received) == sorted(
         row.message_id or "" for row in sent.values()
     )
     assert all(b"\r\nSubject: Late reminder: Event " in e.content for e in recorder.received)

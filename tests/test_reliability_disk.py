@@ -13,8 +13,7 @@ from typing import TYPE_CHECKING
 import httpx
 import pytest
 
-from .sites import numbered, write_calendar, write_settings
-from .test_daemon import Running, wait_for
+from .helpers import Running, numbered, wait_for, write_calendar, write_settings
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

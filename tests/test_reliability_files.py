@@ -12,10 +12,17 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from .conftest import STARTED
-from .sites import numbered, write_calendar, write_settings
-from .test_daemon import COMMAND, free_port, wait_for
-from .test_delivery import Recorder, Server
+from .helpers import (
+    COMMAND,
+    STARTED,
+    Recorder,
+    Server,
+    free_port,
+    numbered,
+    wait_for,
+    write_calendar,
+    write_settings,
+)
 
 if TYPE_CHECKING:
     from pathlib import Path

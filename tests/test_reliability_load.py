@@ -16,7 +16,6 @@ import os
 import re
 import signal
 import statistics
-import subprocess
 import threading
 import time
 from collections import Counter, defaultdict
@@ -28,11 +27,19 @@ from typing import TYPE_CHECKING
 import httpx
 import pytest
 
-from .conftest import STARTED
-from .sites import numbered, write_calendar, write_settings
-from .test_daemon import COMMAND, _statuses, free_port, wait_for
-from .test_delivery import Recorder, Server
-from .test_systemd import Listener
+from .helpers import (
+    COMMAND,
+    Listener,
+    Recorder,
+    Running,
+    Server,
+    free_port,
+    numbered,
+    statuses,
+    wait_for,
+    write_calendar,
+    write_settings,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -72,7 +79,7 @@ WATCHDOG_USEC = 2_000_000
 """systemd's WatchdogSec=2: the daemon pings every second."""
 
 
-class Daemon:
+class Daemon(Running):
     """``eventwatch run`` on a site, its log in a file, ``WATCHDOG_PID`` its own pid.
 
     Every sent reminder is a log line: 2,000 of them fill a pipe's 64 KiB, and the daemon's
@@ -82,10 +89,11 @@ class Daemon:
 
     def __init__(self, root: Path, env: dict[str, str] | None = None, port: int = 0) -> None:
         """Start it, with ``env`` added to the environment, and wait until it answers."""
-        self.port = port or free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = root / "daemon.log"
-        argv = [
+        super().__init__(root, env, port, log=root / "daemon.log")
+
+    def command(self, root: Path) -> list[str]:
+        """The command line: through a shell that sets ``WATCHDOG_PID``; the files' own settings."""
+        return [
             "/bin/sh",
             "-c",
             'WATCHDOG_PID=$$ exec "$0" "$@"',
@@ -96,22 +104,6 @@ class Daemon:
             f"server.port={self.port}",
             "run",
         ]
-        with self.log.open("w") as out:
-            self.process = subprocess.Popen(
-                argv, stderr=out, text=True, env=os.environ | (env or {})
-            )
-        STARTED.append(self.process)
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                httpx.get(f"{self.url}/healthz", timeout=1).raise_for_status()
-            except httpx.HTTPError:
-                if time.monotonic() > deadline or self.process.poll() is not None:
-                    _, log = self.stop()
-                    pytest.fail(f"the daemon did not start: {log}")
-                time.sleep(0.05)
-            else:
-                return
 
     def rss(self) -> int:
         """The daemon's resident memory now, in KiB (VmRSS)."""
@@ -126,17 +118,11 @@ class Daemon:
         fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
-    def stop(self) -> tuple[int, str]:
-        """SIGTERM; the exit code and the log once it has stopped."""
+    def stop(self, signum: signal.Signals = signal.SIGTERM, timeout: float = 20) -> tuple[int, str]:
+        """Signal it, waking it first if stopped; the exit code and the log once it has stopped."""
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGCONT)  # a stopped process would not act on TERM
-            self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        return self.process.returncode, self.log.read_text()
+        return super().stop(signum, timeout)
 
 
 def _site(root: Path, smtp_port: int, dues: list[datetime], recipients: int) -> None:
@@ -484,4 +470,4 @@ def test_a_frozen_loop_stops_the_watchdog_and_loses_no_reminder(tmp_path: Path) 
     assert len(arrivals) == 6
     assert len({(n, to) for n, to, _ in arrivals}) == 6  # each once
     assert all(at >= resumed_at for *_, at in arrivals)
-    assert _statuses(tmp_path) == ["sent"] * 6
+    assert statuses(tmp_path) == ["sent"] * 6

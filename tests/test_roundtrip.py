@@ -24,7 +24,7 @@ from pydantic import ValidationError
 from eventwatch import feeds, publication, timezones
 from eventwatch.models import Calendar, Event, ReminderPolicy
 
-from .test_feeds import calendar, render
+from .helpers import calendar, render
 
 if TYPE_CHECKING:
     from collections.abc import Iterable

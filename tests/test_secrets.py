@@ -11,8 +11,7 @@ import httpx
 import pytest
 from aiosmtpd.smtp import AuthResult
 
-from .test_daemon import COMMAND, Running, _reminder_site, wait_for
-from .test_delivery import Recorder, Server
+from .helpers import COMMAND, Recorder, Running, Server, reminder_site, wait_for
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -57,7 +56,7 @@ class CanaryRecorder(Recorder):
 @pytest.mark.parametrize("how", HOW)
 def test_a_password_is_never_shown_with_another_setting_invalid(tmp_path: Path, how: str) -> None:
     """check, with the password set and another setting invalid, prints the error, not it."""
-    _reminder_site(tmp_path, 25, datetime.now(UTC), datetime.now(UTC))
+    reminder_site(tmp_path, 25, datetime.now(UTC), datetime.now(UTC))
     env = _with_password(tmp_path, how)
     done = subprocess.run(
         [str(COMMAND), "--config", str(tmp_path / "config" / "eventwatch.toml"),
@@ -76,7 +75,7 @@ def test_a_password_reaches_the_server_and_no_output(tmp_path: Path, how: str) -
     server = Server(recorder, auth_require_tls=False)
     try:
         now = datetime.now(UTC).replace(microsecond=0)
-        _reminder_site(tmp_path, server.port, now + timedelta(seconds=2), now + timedelta(hours=1))
+        reminder_site(tmp_path, server.port, now + timedelta(seconds=2), now + timedelta(hours=1))
         running = Running(tmp_path, env=_with_password(tmp_path, how))
         wait_for(lambda: len(recorder.received) == 1, timeout=20)
         shown = "".join(

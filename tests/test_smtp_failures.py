@@ -26,8 +26,15 @@ from eventwatch.dispatch import LATE_AFTER, Dispatcher, Outcome
 from eventwatch.ledger import Ledger, Row, Status
 from eventwatch.settings import SmtpSettings
 
-from .test_daemon import Running, _reminder_site, wait_for
-from .test_delivery import SECRET, Recorder, Server, server_context
+from .helpers import (
+    SECRET,
+    Recorder,
+    Running,
+    Server,
+    reminder_site,
+    server_context,
+    wait_for,
+)
 from .test_dispatch import DUE, STARTS, plan
 
 if TYPE_CHECKING:
@@ -350,7 +357,7 @@ def test_untrusted_certificate_is_one_log_line_in_the_daemon(
     server = Server(recorder, tls_context=server_context(ca), require_starttls=True)
     try:
         origin = datetime.now(UTC).replace(microsecond=0)
-        _reminder_site(tmp_path, server.port, origin + timedelta(seconds=2), origin + 30 * DAY)
+        reminder_site(tmp_path, server.port, origin + timedelta(seconds=2), origin + 30 * DAY)
         config = tmp_path / "config" / "eventwatch.toml"
         config.write_text(config.read_text().replace('security = "none"', 'security = "starttls"'))
         running = Running(tmp_path)

@@ -12,65 +12,30 @@ import socket
 import statistics
 import subprocess
 import sys
-import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from eventwatch import systemd
 from eventwatch.errors import OperationError
 
-from .test_daemon import COMMAND, Running, _reminder_site, free_port, wait_for
-from .test_delivery import SECRET, Recorder, Server
+from .helpers import (
+    COMMAND,
+    SECRET,
+    Listener,
+    Recorder,
+    Running,
+    Server,
+    free_port,
+    metric,
+    reminder_site,
+    wait_for,
+)
 
 UNIT = Path(__file__).resolve().parents[1] / "systemd" / "eventwatch.service"
-
-
-class Listener:
-    """The service manager's end of ``$NOTIFY_SOCKET``: a datagram socket this test owns.
-
-    ``on_ready`` runs in the receiving thread the moment READY=1 arrives.
-    """
-
-    def __init__(self, folder: Path, on_ready: object = None) -> None:
-        """Bind a socket in ``folder`` and start receiving."""
-        self.path = folder / "notify.sock"
-        self.socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.socket.bind(str(self.path))
-        self.socket.settimeout(0.2)
-        self.received: list[tuple[float, dict[str, str]]] = []
-        self.on_ready = on_ready
-        self.ready_checks: list[object] = []
-        self._done = threading.Event()
-        self._thread = threading.Thread(target=self._receive, daemon=True)
-        self._thread.start()
-
-    def _receive(self) -> None:
-        while not self._done.is_set():
-            try:
-                data = self.socket.recv(4096)
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            fields = dict(line.split("=", 1) for line in data.decode().splitlines())
-            if fields.get("READY") == "1" and callable(self.on_ready):
-                self.ready_checks.append(self.on_ready())
-            self.received.append((time.monotonic(), fields))
-
-    def with_key(self, key: str) -> list[dict[str, str]]:
-        """Every datagram that set ``key``, in order."""
-        return [fields for _, fields in self.received if key in fields]
-
-    def close(self) -> None:
-        """Stop receiving."""
-        self._done.set()
-        self._thread.join()
-        self.socket.close()
 
 
 def port_answers(port: int) -> bool:
@@ -80,15 +45,6 @@ def port_answers(port: int) -> bool:
     except OSError:
         return False
     return True
-
-
-def metric(text: str, name: str, **labels: str) -> float:
-    """The value of one sample in a Prometheus text exposition (parsed by its own parser)."""
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
-                return float(sample.value)
-    pytest.fail(f"no sample {name} {labels}")
 
 
 # -- the notifier on its own ---------------------------------------------------------------
@@ -318,7 +274,7 @@ def test_smtp_password_from_credentials_directory(tmp_path: Path) -> None:
     (credentials / "smtp-password").write_text(SECRET + "\n")
     try:
         due = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=4)
-        _reminder_site(tmp_path, server.port, due, due + timedelta(days=30))
+        reminder_site(tmp_path, server.port, due, due + timedelta(days=30))
         config = tmp_path / "config" / "eventwatch.toml"
         config.write_text(config.read_text() + 'username = "eventwatch"\n')
         running = Running(tmp_path, {"CREDENTIALS_DIRECTORY": str(credentials)})
@@ -337,7 +293,7 @@ def test_unreadable_credential_is_a_one_line_error(tmp_path: Path) -> None:
     """A credential that cannot be read stops the start with exit 2, naming it."""
     credentials = tmp_path / "credentials"
     (credentials / "smtp-password").mkdir(parents=True)  # a folder: cannot be read as a file
-    _reminder_site(tmp_path, 25, datetime.now(UTC), datetime.now(UTC))
+    reminder_site(tmp_path, 25, datetime.now(UTC), datetime.now(UTC))
     done = subprocess.run(
         [str(COMMAND), "--config", str(tmp_path / "config" / "eventwatch.toml"), "check"],
         capture_output=True,

@@ -2,78 +2,32 @@
 
 from __future__ import annotations
 
-import contextlib
 import email.utils
 import gzip
 import http.client
 import logging
 import select
 import socket
-import threading
 import time
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from eventwatch import daemon, feeds, httpserver, publication, web
+from eventwatch import feeds, publication, web
 from eventwatch.errors import OperationError
 from eventwatch.ledger import Ledger
 from eventwatch.metrics import Metrics
-from eventwatch.models import Calendar, ReminderPolicy
+from eventwatch.models import ReminderPolicy
 from eventwatch.reminding import Health
 
-from .conftest import serving
+from .helpers import NOW, calendars, serving, serving_as_daemon
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
     from pathlib import Path
-
-    from starlette.types import ASGIApp
-
-NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
-
-
-def calendars() -> tuple[Calendar, ...]:
-    """Two calendars; one has an HTML-looking title and an event per category."""
-    first = Calendar.model_validate(
-        {
-            "id": "alpha",
-            "name": "Alpha <script>alert(1)</script>",
-            "timezone": "Europe/Brussels",
-            "events": [
-                {
-                    "id": "past",
-                    "title": "Past & gone",
-                    "start": date(2026, 2, 1),
-                    "categories": ["summit"],
-                },
-                {
-                    "id": "soon",
-                    "title": "Soon <b>",
-                    "start": date(2026, 6, 1),
-                    "categories": ["ministerial"],
-                },
-                {
-                    "id": "later",
-                    "title": "Later",
-                    "start": date(2026, 9, 1),
-                    "categories": ["other"],
-                },
-            ],
-        },
-    )
-    second = Calendar.model_validate(
-        {
-            "id": "beta",
-            "name": "Beta",
-            "timezone": "UTC",
-            "events": [{"id": "one", "title": "One", "start": date(2026, 7, 1)}],
-        },
-    )
-    return (first, second)
 
 
 @pytest.fixture
@@ -91,27 +45,6 @@ def client(state: web.State) -> Iterator[httpx.Client]:
     """An HTTP client bound to the real server serving ``state``."""
     with serving(web.create_app(state, lambda: NOW)) as url, httpx.Client(base_url=url) as http:
         yield http
-
-
-@contextlib.contextmanager
-def serving_as_daemon(
-    app: ASGIApp, request_timeout: float = httpserver.REQUEST_TIMEOUT
-) -> Iterator[tuple[str, int]]:
-    """Serve ``app`` on a free loopback port as the daemon does; yield its host and port."""
-    sock = socket.create_server(("127.0.0.1", 0))
-    server = daemon._Server(httpserver.config(app, request_timeout=request_timeout))  # noqa: SLF001
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            pytest.fail("the test server did not start")
-        time.sleep(0.01)
-    try:
-        yield "127.0.0.1", sock.getsockname()[1]
-    finally:
-        server.should_exit = True
-        thread.join(10)
 
 
 def plain(client: httpx.Client, path: str, **headers: Any) -> httpx.Response:  # noqa: ANN401
