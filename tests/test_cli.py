@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import ical.calendar_stream
 import pytest
 
-from eventwatch import __version__, inputs, planner
+from eventwatch import __version__, inputs, policy
 from eventwatch.ledger import Ledger
 from eventwatch.models import ReminderPolicy
 
@@ -311,8 +311,8 @@ def test_plan_shows_ledger_status(run: Runner, shipped: tuple[str, ...], tmp_pat
     """After the daemon's ledger has taken the plan, plan shows each reminder's status there."""
     loaded = inputs.load(SHIPPED_CONFIG, [f"state_dir={tmp_path / 'state'}"])
     ledger = Ledger.in_folder(loaded.settings.state_dir)
-    plan = planner.reminders(loaded.calendars, loaded.settings.reminders)
-    ledger.reconcile(plan, datetime(2026, 1, 1, tzinfo=UTC))
+    plan = policy.reminders(loaded.calendars, loaded.settings.reminders)
+    ledger.reconcile(policy.follow(plan, datetime(2026, 1, 1, tzinfo=UTC)))
     (first, *_) = ledger.claim_due(datetime(2026, 1, 13, 8, tzinfo=UTC))
     ledger.mark_sent(first.key, "<x@example.org>", datetime(2026, 1, 13, 8, tzinfo=UTC))
     ledger.close()
@@ -410,8 +410,8 @@ def test_a_damaged_ledger_exits_2_naming_the_file_and_is_kept(
     """A damaged ledger stops each command with one line naming it; the file is left as it was."""
     state = site.root / "state"
     ledger = Ledger.in_folder(state)
-    ledger.reconcile(planner.reminders(inputs.load(site.config).calendars, ReminderPolicy()),
-                     datetime(2026, 1, 1, tzinfo=UTC))  # fmt: skip
+    plan = policy.reminders(inputs.load(site.config).calendars, ReminderPolicy())
+    ledger.reconcile(policy.follow(plan, datetime(2026, 1, 1, tzinfo=UTC)))
     ledger.close()
     db = state / "eventwatch.db"
     for extra in ("eventwatch.db-wal", "eventwatch.db-shm"):

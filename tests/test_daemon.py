@@ -18,7 +18,7 @@ import pytest
 import vobject
 from aiosmtpd.controller import Controller
 
-from eventwatch import inputs, messages, planner
+from eventwatch import inputs, messages, policy
 from eventwatch.daemon import Daemon, SenderLoop
 from eventwatch.delivery import SmtpDelivery
 from eventwatch.dispatch import Dispatcher
@@ -266,8 +266,8 @@ def test_refused_connection_then_server_back(tmp_path: Path) -> None:
     reminder_site(tmp_path, port, due, due + timedelta(days=30))
     loaded = inputs.load(tmp_path / "config" / "eventwatch.toml")
     ledger = Ledger.in_folder(loaded.settings.state_dir)
-    plan = planner.reminders(loaded.calendars, loaded.settings.reminders)
-    ledger.reconcile(plan, origin)
+    plan = policy.reminders(loaded.calendars, loaded.settings.reminders)
+    ledger.reconcile(policy.follow(plan, origin))
     delivery = SmtpDelivery(loaded.settings.smtp)
     dispatcher = Dispatcher(
         ledger=ledger,

@@ -11,11 +11,12 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from eventwatch import messages, planner
+from eventwatch import messages, policy
 from eventwatch.delivery import DeliveryError, MaildirDelivery
-from eventwatch.dispatch import Dispatcher, backoff
-from eventwatch.ledger import Ledger, Status
+from eventwatch.dispatch import Dispatcher
+from eventwatch.ledger import Ledger
 from eventwatch.models import Calendar, ReminderPolicy
+from eventwatch.policy import Status
 
 if TYPE_CHECKING:
     from email.message import EmailMessage
@@ -25,7 +26,7 @@ DUE = datetime(2026, 7, 6, 6, 0, tzinfo=UTC)  # P1D before the summit, 09:00 Ist
 STARTS = datetime(2026, 7, 7, 6, 0, tzinfo=UTC)
 
 
-def plan(recipients: int = 1) -> list[planner.Reminder]:
+def plan(recipients: int = 1) -> list[policy.Reminder]:
     """The summit's P1D reminder for one recipient (or ``recipients``)."""
     addresses = ["duty@example.org"] + [f"r{n}@example.org" for n in range(1, recipients)]
     cal = Calendar.model_validate(
@@ -37,7 +38,7 @@ def plan(recipients: int = 1) -> list[planner.Reminder]:
             "events": [{"id": "summit", "title": "Summit", "start": date(2026, 7, 7)}],
         },
     )
-    return planner.reminders((cal,), ReminderPolicy())
+    return policy.reminders((cal,), ReminderPolicy())
 
 
 class Refusing:
@@ -64,7 +65,7 @@ class Refusing:
 def ledger(tmp_path: Path) -> Ledger:
     """A ledger holding the plan."""
     made = Ledger.in_folder(tmp_path / "state")
-    made.reconcile(plan(), DUE - timedelta(days=30))
+    made.reconcile(policy.follow(plan(), DUE - timedelta(days=30)))
     return made
 
 
@@ -72,7 +73,7 @@ def dispatcher(
     ledger: Ledger,
     delivery: object,
     catch_up: timedelta = timedelta(hours=6),
-    reminders: list[planner.Reminder] | None = None,
+    reminders: list[policy.Reminder] | None = None,
 ) -> Dispatcher:
     """A dispatcher over ``ledger`` with the plan (or ``reminders``) and an empty attachment."""
     return Dispatcher(
@@ -208,18 +209,9 @@ def test_only_what_falls_due_soon_is_built_ahead(ledger: Ledger) -> None:
     send = dispatcher(ledger, accept())
     assert asyncio.run(send.prepare_ahead(DUE - timedelta(hours=1))) == 0
     assert asyncio.run(send.prepare_ahead(DUE - timedelta(minutes=1))) == 1
-    ledger.reconcile([], DUE - timedelta(minutes=1))  # the event is gone: cancelled
+    ledger.reconcile(policy.follow([], DUE - timedelta(minutes=1)))  # the event is gone: cancelled
     assert asyncio.run(send.prepare_ahead(DUE - timedelta(seconds=30))) == 0
     assert send.prepared == {}
-
-
-@pytest.mark.parametrize(
-    ("attempts", "minutes"),
-    [(1, 1), (2, 2), (3, 4), (6, 32), (7, 60), (20, 60)],
-)
-def test_backoff_doubles_to_an_hour(attempts: int, minutes: int) -> None:
-    """1 minute, doubling, never more than an hour."""
-    assert backoff(attempts) == timedelta(minutes=minutes)
 
 
 class Halting:
@@ -243,7 +235,7 @@ def test_halt_starts_no_new_send(tmp_path: Path) -> None:
     """Halted mid-batch, the send in flight ends sent and the rest stay claimed for requeueing."""
     reminders = plan(recipients=3)
     ledger = Ledger.in_folder(tmp_path / "state")
-    ledger.reconcile(reminders, DUE - timedelta(days=30))
+    ledger.reconcile(policy.follow(reminders, DUE - timedelta(days=30)))
     halting = Halting()
     send = dispatcher(ledger, halting, reminders=reminders)
     halting.dispatcher = send
@@ -260,7 +252,7 @@ def test_one_message_that_cannot_be_made_fails_alone(tmp_path: Path) -> None:
     """A reminder whose message cannot be made fails with its reason; the rest go out."""
     reminders = plan(recipients=3)
     made = Ledger.in_folder(tmp_path / "state")
-    made.reconcile(reminders, DUE - timedelta(days=30))
+    made.reconcile(policy.follow(reminders, DUE - timedelta(days=30)))
     send = dispatcher(made, MaildirDelivery(tmp_path / "outbox"), reminders=reminders)
     real = send.attachment
     calls = iter(range(3))
@@ -303,9 +295,9 @@ def test_a_reminder_due_in_a_change_night_is_sent_once(
             ],
         },
     )
-    reminders = planner.reminders((cal,), ReminderPolicy())
+    reminders = policy.reminders((cal,), ReminderPolicy())
     made = Ledger.in_folder(tmp_path / "state")
-    made.reconcile(reminders, night - timedelta(days=1))
+    made.reconcile(policy.follow(reminders, night - timedelta(days=1)))
     send = dispatcher(made, MaildirDelivery(tmp_path / "outbox"), reminders=reminders)
     passes = [night + timedelta(minutes=5 * n) for n in range(12 * 7)]  # 22:00 to 05:00 UTC
     outcomes = [o for at in passes for o in asyncio.run(send.run_due(at))]

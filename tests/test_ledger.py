@@ -8,16 +8,18 @@ from typing import TYPE_CHECKING
 import pytest
 import sqlalchemy as sa
 
-from eventwatch import planner
+from eventwatch import ledger as ledger_module
+from eventwatch import policy
 from eventwatch.errors import StateError
-from eventwatch.ledger import DATABASE_FILE, SCHEMA_VERSION, Ledger, Status
+from eventwatch.ledger import DATABASE_FILE, SCHEMA_VERSION, Ledger
 from eventwatch.models import Calendar, ReminderPolicy
+from eventwatch.policy import Status
 from eventwatch.revisions import Revision
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from eventwatch.planner import Reminder
+    from eventwatch.policy import Reminder
 
 WHEN = datetime(2026, 2, 3, 4, 5, 6, tzinfo=UTC)
 
@@ -84,7 +86,7 @@ def _plan(
             "events": [{"id": "summit", "title": "Summit", "start": start}],
         },
     )
-    return planner.reminders((cal,), ReminderPolicy())
+    return policy.reminders((cal,), ReminderPolicy())
 
 
 EARLY = datetime(2026, 6, 1, tzinfo=UTC)
@@ -96,21 +98,21 @@ class TestReminders:
     def test_reconcile_inserts_the_plan_as_pending(self, tmp_path: Path) -> None:
         """Every planned reminder becomes one pending row with its due instant."""
         ledger = Ledger.in_folder(tmp_path)
-        result = ledger.reconcile(_plan(), EARLY)
+        result = ledger.reconcile(policy.follow(_plan(), EARLY))
         assert (result.inserted, result.cancelled) == (2, 0)
         rows = ledger.rows()
         assert sorted((r.offset, r.due, r.status) for r in rows.values()) == [
             ("P1D", datetime(2026, 7, 6, 6, tzinfo=UTC), Status.PENDING),
             ("P7D", datetime(2026, 6, 30, 6, tzinfo=UTC), Status.PENDING),
         ]
-        assert ledger.reconcile(_plan(), EARLY).inserted == 0  # idempotent
+        assert ledger.reconcile(policy.follow(_plan(), EARLY)).inserted == 0  # idempotent
         ledger.close()
 
     def test_moved_event_cancels_pending_and_plans_anew(self, tmp_path: Path) -> None:
         """Moving the event cancels its pending reminders and adds ones at the new time."""
         ledger = Ledger.in_folder(tmp_path)
-        ledger.reconcile(_plan(), EARLY)
-        result = ledger.reconcile(_plan(start=date(2026, 7, 14)), EARLY)
+        ledger.reconcile(policy.follow(_plan(), EARLY))
+        result = ledger.reconcile(policy.follow(_plan(start=date(2026, 7, 14)), EARLY))
         assert (result.inserted, result.cancelled) == (2, 2)
         statuses = sorted((r.due.date(), r.status) for r in ledger.rows().values())
         assert statuses == [
@@ -124,10 +126,10 @@ class TestReminders:
     def test_sent_rows_are_never_touched(self, tmp_path: Path) -> None:
         """A sent reminder stays sent when its event disappears from the plan."""
         ledger = Ledger.in_folder(tmp_path)
-        ledger.reconcile(_plan(), EARLY)
+        ledger.reconcile(policy.follow(_plan(), EARLY))
         (claimed,) = ledger.claim_due(datetime(2026, 6, 30, 6, tzinfo=UTC))
         ledger.mark_sent(claimed.key, "<id@eventwatch>", datetime(2026, 6, 30, 6, tzinfo=UTC))
-        ledger.reconcile([], EARLY)
+        ledger.reconcile(policy.follow([], EARLY))
         row = ledger.rows()[claimed.key]
         assert (row.status, row.message_id) == (Status.SENT, "<id@eventwatch>")
         ledger.close()
@@ -135,16 +137,16 @@ class TestReminders:
     def test_cancelled_comes_back_when_the_event_moves_back(self, tmp_path: Path) -> None:
         """Moving an event back revives its cancelled reminders that are not yet due."""
         ledger = Ledger.in_folder(tmp_path)
-        ledger.reconcile(_plan(), EARLY)
-        ledger.reconcile(_plan(start=date(2026, 7, 14)), EARLY)
-        result = ledger.reconcile(_plan(), EARLY)
+        ledger.reconcile(policy.follow(_plan(), EARLY))
+        ledger.reconcile(policy.follow(_plan(start=date(2026, 7, 14)), EARLY))
+        result = ledger.reconcile(policy.follow(_plan(), EARLY))
         assert (result.revived, result.cancelled) == (2, 2)
         ledger.close()
 
     def test_claim_takes_only_due_rows_once(self, tmp_path: Path) -> None:
         """A due row is claimed once, with its attempt counted; later rows wait."""
         ledger = Ledger.in_folder(tmp_path)
-        ledger.reconcile(_plan(), EARLY)
+        ledger.reconcile(policy.follow(_plan(), EARLY))
         at = datetime(2026, 6, 30, 6, tzinfo=UTC)
         (claimed,) = ledger.claim_due(at)
         assert (claimed.offset, claimed.status, claimed.attempts) == ("P7D", Status.SENDING, 1)
@@ -157,7 +159,7 @@ class TestReminders:
     def test_retry_waits_for_its_time(self, tmp_path: Path) -> None:
         """A retried row is pending again but claimable only from its next attempt."""
         ledger = Ledger.in_folder(tmp_path)
-        ledger.reconcile(_plan(offsets=("P7D",)), EARLY)
+        ledger.reconcile(policy.follow(_plan(offsets=("P7D",)), EARLY))
         at = datetime(2026, 6, 30, 6, tzinfo=UTC)
         (claimed,) = ledger.claim_due(at)
         retry_at = at + timedelta(minutes=1)
@@ -171,7 +173,7 @@ class TestReminders:
     def test_failed_and_skipped_are_final(self, tmp_path: Path) -> None:
         """Failed and skipped rows are never claimed and do not count as next due."""
         ledger = Ledger.in_folder(tmp_path)
-        ledger.reconcile(_plan(), EARLY)
+        ledger.reconcile(policy.follow(_plan(), EARLY))
         first, second = sorted(ledger.rows().values(), key=lambda r: r.due)
         ledger.mark_failed(first.key, "550 no such user")
         ledger.mark_skipped(second.key, "due 7 h before eventwatch ran")
@@ -196,9 +198,82 @@ class TestReminders:
         engine.dispose()
         ledger = Ledger.in_folder(tmp_path)
         assert ledger.revisions()["a"].sequence == 3
-        assert ledger.reconcile(_plan(), EARLY).inserted == 2
+        assert ledger.reconcile(policy.follow(_plan(), EARLY)).inserted == 2
         ledger.close()
         engine = sa.create_engine(f"sqlite:///{tmp_path / DATABASE_FILE}")
         with engine.connect() as connection:
-            assert connection.execute(sa.text("SELECT version FROM schema_version")).scalar() == 2
+            version = connection.execute(sa.text("SELECT version FROM schema_version")).scalar()
+            assert version == SCHEMA_VERSION
         engine.dispose()
+
+    @staticmethod
+    def _version_2(folder: Path) -> None:
+        """A schema 2 database: one sent reminder, and one pending notice keyed by SEQUENCE 4."""
+        engine = sa.create_engine(f"sqlite:///{folder / DATABASE_FILE}")
+        with engine.begin() as connection:
+            for sql in (
+                "CREATE TABLE schema_version (version INTEGER NOT NULL)",
+                "INSERT INTO schema_version VALUES (2)",
+                (
+                    "CREATE TABLE revisions (uid VARCHAR(300) PRIMARY KEY, sequence INTEGER "
+                    "NOT NULL, major VARCHAR(64) NOT NULL, content VARCHAR(64) NOT NULL, "
+                    "modified BIGINT NOT NULL)"
+                ),
+                (
+                    "CREATE TABLE reminders (key VARCHAR(700) PRIMARY KEY, event_uid VARCHAR(300) "
+                    'NOT NULL, recipient VARCHAR(320) NOT NULL, "offset" VARCHAR(40) NOT NULL, '
+                    "due BIGINT NOT NULL, status VARCHAR(10) NOT NULL, attempts INTEGER NOT NULL, "
+                    "next_attempt BIGINT, last_error TEXT, message_id VARCHAR(300), sent_at BIGINT)"
+                ),
+                "CREATE INDEX reminders_by_status_due ON reminders (status, due)",
+                (
+                    "INSERT INTO reminders VALUES ('u|20260707T060000Z|P1D|a@example.org', 'u', "
+                    "'a@example.org', 'P1D', 100, 'sent', 1, NULL, NULL, '<m@x>', 100)"
+                ),
+                (
+                    "INSERT INTO reminders VALUES ('u|changed|4|a@example.org', 'u', "
+                    "'a@example.org', 'changed', 200, 'pending', 0, NULL, NULL, NULL, NULL)"
+                ),
+            ):
+                connection.execute(sa.text(sql))
+        engine.dispose()
+
+    def test_version_2_notices_get_their_kind_and_sequence(self, tmp_path: Path) -> None:
+        """Schema 2 kept a notice's kind in ``offset``; upgraded, it has kind and SEQUENCE."""
+        self._version_2(tmp_path)
+        ledger = Ledger.in_folder(tmp_path)
+        rows = ledger.rows()
+        ledger.close()
+        reminder = rows["u|20260707T060000Z|P1D|a@example.org"]
+        notice = rows["u|changed|4|a@example.org"]
+        assert (reminder.kind, reminder.offset, reminder.sequence) == ("reminder", "P1D", None)
+        assert (reminder.status, reminder.message_id) == (Status.SENT, "<m@x>")
+        assert (notice.kind, notice.offset, notice.sequence) == ("changed", None, 4)
+        assert notice.status is Status.PENDING
+
+    def test_version_2_upgrade_is_all_or_nothing(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A failure half-way through the upgrade leaves the schema 2 database as it was."""
+        self._version_2(tmp_path)
+
+        def fail(*_: object) -> None:
+            raise RuntimeError("power cut")
+
+        # The step after the old table is dropped: its rows exist only in the transaction.
+        monkeypatch.setattr(ledger_module._reminders, "create", fail)  # noqa: SLF001
+        with pytest.raises(RuntimeError, match="power cut"):
+            Ledger.in_folder(tmp_path)
+        monkeypatch.undo()
+        engine = sa.create_engine(f"sqlite:///{tmp_path / DATABASE_FILE}")
+        with engine.connect() as connection:
+            assert connection.execute(sa.text("SELECT version FROM schema_version")).scalar() == 2
+            kept = connection.execute(sa.text('SELECT key, "offset" FROM reminders')).all()
+        engine.dispose()
+        assert sorted(map(tuple, kept)) == [
+            ("u|20260707T060000Z|P1D|a@example.org", "P1D"),
+            ("u|changed|4|a@example.org", "changed"),
+        ]
+        ledger = Ledger.in_folder(tmp_path)
+        assert ledger.rows()["u|changed|4|a@example.org"].sequence == 4
+        ledger.close()

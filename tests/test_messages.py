@@ -16,7 +16,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from eventwatch import feeds, messages, planner, revisions
+from eventwatch import feeds, messages, policy, revisions
 from eventwatch.errors import MessageError
 from eventwatch.models import Calendar, ReminderPolicy
 
@@ -29,7 +29,7 @@ def reminder(
     name: str = "Duty officer",
     address: str = "duty@example.org",
     **event: Any,  # noqa: ANN401
-) -> planner.Reminder:
+) -> policy.Reminder:
     """The ``offset`` reminder of one event (the summit unless told otherwise) to one person."""
     table = {
         "id": "summit-2026-07",
@@ -53,11 +53,11 @@ def reminder(
             "events": [table],
         },
     )
-    (found,) = planner.reminders((cal,), ReminderPolicy())
+    (found,) = policy.reminders((cal,), ReminderPolicy())
     return found
 
 
-def ics_of(r: planner.Reminder) -> bytes:
+def ics_of(r: policy.Reminder) -> bytes:
     """The one-event calendar attached to ``r``'s message."""
     entry = feeds.Entry(r.event, revisions.revise(r.event, None, SENT))
     return (
@@ -65,7 +65,7 @@ def ics_of(r: planner.Reminder) -> bytes:
     )
 
 
-def build(r: planner.Reminder, *, late: bool = False) -> email.message.EmailMessage:
+def build(r: policy.Reminder, *, late: bool = False) -> email.message.EmailMessage:
     """The message, parsed back from its bytes as a mail client would."""
     made = messages.build(r, SENDER, sent_at=SENT, ics=ics_of(r), late=late)
     return email.message_from_bytes(bytes(made), policy=email.policy.default)  # type: ignore[return-value]

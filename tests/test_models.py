@@ -11,7 +11,7 @@ import icalendar
 import pytest
 from pydantic import ValidationError
 
-from eventwatch import feeds, planner, revisions
+from eventwatch import feeds, policy, revisions
 from eventwatch.models import Calendar, Event, Offset, Recipient, ReminderPolicy, in_start_order
 
 BRUSSELS = ZoneInfo("Europe/Brussels")
@@ -388,7 +388,7 @@ def _ends(zone: str) -> Calendar:
 @pytest.mark.parametrize("zone", ZONES)
 def test_every_zone_plans_at_both_ends_of_the_range(zone: str) -> None:
     """In every zone the first and last days, timed and all-day, plan without overflow."""
-    plan = planner.reminders((_ends(zone),), ReminderPolicy())
+    plan = policy.reminders((_ends(zone),), ReminderPolicy())
     assert len(plan) == 8
     assert all(r.due < r.starts for r in plan)
 

@@ -15,7 +15,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP
 
-from eventwatch import inputs, planner
+from eventwatch import inputs, policy
 from eventwatch.ledger import Ledger
 
 from .helpers import (
@@ -253,8 +253,8 @@ def test_reminders_due_while_stopped_are_sent_late_or_skipped_and_none_silently(
         loaded = inputs.load(tmp_path / "config" / "eventwatch.toml")
         ledger = Ledger.in_folder(loaded.settings.state_dir)
         try:
-            plan = planner.reminders(loaded.calendars, loaded.settings.reminders)
-            ledger.reconcile(plan, now - DOWNTIME - timedelta(minutes=1))
+            plan = policy.reminders(loaded.calendars, loaded.settings.reminders)
+            ledger.reconcile(policy.follow(plan, now - DOWNTIME - timedelta(minutes=1)))
         finally:
             ledger.close()
         assert [row.status for row in _read(tmp_path)[1].values()] == ["pending"] * MISSED

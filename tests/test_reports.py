@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from eventwatch import planner, reports
+from eventwatch import policy, reports
 from eventwatch.models import Calendar, ReminderPolicy
 
 
@@ -54,7 +54,7 @@ def test_all_day_row_ends_on_the_last_day() -> None:
 
 def test_reminder_row_due_in_utc_and_local() -> None:
     """``due`` ends in Z; ``due_local`` is on the event's clock."""
-    (reminder,) = planner.reminders((calendar(),), ReminderPolicy())
+    (reminder,) = policy.reminders((calendar(),), ReminderPolicy())
     assert reports.reminder_row(reminder) == {
         "event_uid": "cal/talk@eventwatch",
         "title": "Talk",

@@ -20,10 +20,11 @@ import pytest
 import trustme
 from aiosmtpd.smtp import MISSING
 
-from eventwatch import messages
+from eventwatch import messages, policy
 from eventwatch.delivery import SmtpDelivery
-from eventwatch.dispatch import LATE_AFTER, Dispatcher, Outcome
-from eventwatch.ledger import Ledger, Row, Status
+from eventwatch.dispatch import Dispatcher, Outcome
+from eventwatch.ledger import Ledger, Row
+from eventwatch.policy import LATE_AFTER, Status
 from eventwatch.settings import SmtpSettings
 
 from .helpers import (
@@ -160,7 +161,7 @@ def stack(tmp_path: Path) -> Iterator[Callable[..., Stack]]:
         def build(port: int, recipients: int = 1, **values: Any) -> Stack:
             reminders = plan(recipients)
             ledger = Ledger.in_folder(tmp_path / "state")
-            ledger.reconcile(reminders, DUE - timedelta(days=30))
+            ledger.reconcile(policy.follow(reminders, DUE - timedelta(days=30)))
             settings = {"host": "127.0.0.1", "port": port, "security": "none", "timeout": TIMEOUT}
             delivery = SmtpDelivery(SmtpSettings.model_validate(settings | values))
             dispatcher = Dispatcher(

@@ -21,7 +21,7 @@ from eventwatch.errors import OperationError
 from eventwatch.ledger import Ledger
 from eventwatch.metrics import Metrics
 from eventwatch.models import ReminderPolicy
-from eventwatch.reminding import Health
+from eventwatch.reminders import Health
 
 from .helpers import NOW, calendars, serving, serving_as_daemon
 

@@ -15,9 +15,9 @@ from pydantic import TypeAdapter, ValidationError
 from eventwatch import (
     __version__,
     daemon,
+    delivery,
     inputs,
-    planner,
-    reminding,
+    policy,
     reports,
     settings,
     simulation,
@@ -251,7 +251,7 @@ def _list(args: argparse.Namespace) -> int:
 def _plan(args: argparse.Namespace) -> int:
     loaded, found = _load(args)
     at = args.at or datetime.now(UTC)
-    due = planner.plan(found, loaded.reminders, at, args.until)
+    due = policy.plan(found, loaded.reminders, at, args.until)
     statuses = {key: str(status) for key, status in Ledger.statuses_in(loaded.state_dir).items()}
     if args.json:
         _print_json([reports.reminder_row(r, statuses.get(r.key)) for r in due])
@@ -277,7 +277,7 @@ def _export(args: argparse.Namespace) -> int:
 
 def _send_test(args: argparse.Namespace) -> int:
     loaded = settings.load(getattr(args, "config", None), getattr(args, "overrides", None))
-    reply = asyncio.run(reminding.send_test(loaded, args.to, datetime.now(UTC)))
+    reply = asyncio.run(delivery.send_test(loaded, args.to, datetime.now(UTC)))
     print(reply)
     return 0
 

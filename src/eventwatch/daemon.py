@@ -23,7 +23,7 @@ from eventwatch import (
     inputs,
     logs,
     publication,
-    reminding,
+    reminders,
     systemd,
     web,
 )
@@ -199,7 +199,7 @@ class _Server(uvicorn.Server):
 
 
 def status_line(
-    built: publication.Publication, health: reminding.Health | None, error: str | None
+    built: publication.Publication, health: reminders.Health | None, error: str | None
 ) -> str:
     """What ``systemctl status`` shows: events, the next reminder, failures, a failed reload."""
     parts = [f"{built.event_count} events"]
@@ -225,7 +225,7 @@ class Daemon:
         self.overrides = overrides
         self.renderer = feeds.Renderer()
         self.server: _Server | None = None
-        self.reminders: reminding.Reminders
+        self.reminders: reminders.Reminders
         self.sender: SenderLoop
         self.stopping = asyncio.Event()
         self.reload_requested = asyncio.Event()
@@ -306,7 +306,7 @@ class Daemon:
         if self._stopped_early():
             return
         self.metrics.reloaded(time.time(), success=True)
-        self.reminders = reminding.Reminders(ledger, now, self.metrics, guard=self.lock.intact)
+        self.reminders = reminders.Reminders(ledger, now, self.metrics, guard=self.lock.intact)
         self.metrics.watch_ledger(ledger.counts)
         state = web.State(
             publication=built,
@@ -484,7 +484,7 @@ class Daemon:
             state.last_reload_error = "; ".join(str(p) for p in exc.problems)
             self.metrics.reloaded(time.time(), success=False)
             return None
-        plan = await asyncio.to_thread(reminding.plan_of, fresh)
+        plan = await asyncio.to_thread(reminders.plan_of, fresh)
         settings = fresh.settings
         built = await asyncio.to_thread(self._publish, fresh, ledger)
         logs.configure(settings.log.level, settings.log.format)

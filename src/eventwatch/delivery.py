@@ -1,4 +1,7 @@
-"""How messages leave: the Delivery interface, a Maildir and SMTP (the only aiosmtplib import)."""
+"""How messages leave: the Delivery interface, a Maildir and SMTP (the only aiosmtplib import).
+
+Also which delivery the settings name, and a test message sent through it.
+"""
 
 from __future__ import annotations
 
@@ -10,13 +13,15 @@ from typing import TYPE_CHECKING, Protocol
 
 import aiosmtplib
 
+from eventwatch import messages
 from eventwatch.errors import DeliveryError
 
 if TYPE_CHECKING:
+    from datetime import datetime
     from pathlib import Path
 
     from eventwatch.messages import Outgoing
-    from eventwatch.settings import SmtpSettings
+    from eventwatch.settings import Settings, SmtpSettings
 
 
 class Delivery(Protocol):
@@ -27,6 +32,14 @@ class Delivery(Protocol):
 
     async def deliver(self, message: Outgoing) -> str:
         """Hand ``message`` on; return the reply, or raise ``DeliveryError``."""
+        ...
+
+    def fits(self, settings: Settings) -> bool:
+        """Whether it is still the delivery ``settings`` name (so it can be kept)."""
+        ...
+
+    async def close(self) -> None:
+        """Let go of what it holds open (idle connections)."""
         ...
 
 
@@ -66,6 +79,13 @@ class MaildirDelivery:
     async def deliver(self, message: Outgoing) -> str:
         """Write ``message`` in a worker thread; file I/O never blocks the event loop."""
         return await asyncio.to_thread(self._add, message)
+
+    def fits(self, settings: Settings) -> bool:
+        """Whether ``settings`` still deliver into a Maildir."""
+        return settings.mail.delivery == "maildir"
+
+    async def close(self) -> None:
+        """Nothing to let go of: each message is a file written whole."""
 
 
 class SmtpDelivery:
@@ -148,6 +168,10 @@ class SmtpDelivery:
             raise DeliveryError(refused, permanent=all(r.code >= 500 for r in errors.values()))  # noqa: PLR2004
         return reply
 
+    def fits(self, settings: Settings) -> bool:
+        """Whether ``settings`` name this same server, account and security."""
+        return settings.mail.delivery == "smtp" and self.settings == settings.smtp
+
     async def close(self) -> None:
         """Say QUIT on every idle connection."""
         while self._idle:
@@ -172,3 +196,20 @@ async def _close(client: aiosmtplib.SMTP) -> None:
     else:
         # A connection that failed half-way (a refused certificate) may still hold a socket.
         client.close()
+
+
+def delivery_for(settings: Settings) -> Delivery:
+    """The delivery the settings name."""
+    if settings.mail.delivery == "smtp":
+        return SmtpDelivery(settings.smtp)
+    return MaildirDelivery(settings.state_dir / "outbox")
+
+
+async def send_test(settings: Settings, to: str, now: datetime) -> str:
+    """Send one test message to ``to`` through the configured delivery; the server's reply."""
+    delivery = delivery_for(settings)
+    sender = messages.Sender(settings.mail.from_address, settings.mail.templates_dir)
+    try:
+        return await delivery.deliver(messages.outgoing(messages.test_message(sender, to, now)))
+    finally:
+        await delivery.close()

@@ -1,4 +1,8 @@
-"""One pass over the due reminders: claim them, build their messages, deliver, record."""
+"""One pass over the due reminders: claim them, build their messages, deliver, record.
+
+What happens to each reminder is the policy's decision (``policy.on_claim``,
+``policy.after_failure``); this module carries it out and records it in the ledger.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +13,8 @@ from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from eventwatch import logs, messages
+from eventwatch import logs, messages, policy
 from eventwatch.errors import DeliveryError, MessageError
-from eventwatch.ledger import NOTICE_KINDS
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -20,7 +23,8 @@ if TYPE_CHECKING:
     from eventwatch.delivery import Delivery
     from eventwatch.ledger import Ledger, Row
     from eventwatch.models import Event
-    from eventwatch.planner import Reminder
+    from eventwatch.policy import Reminder
+    from eventwatch.settings import Settings
 
 log = logs.get("dispatch")
 
@@ -35,12 +39,6 @@ PREPARE_AT_MOST = 10_000
 
 CLAIM_AT_MOST = 1000
 """Reminders claimed in one pass; the daemon runs passes until nothing due is left."""
-
-LATE_AFTER = timedelta(seconds=10)
-"""A reminder sent later than this after its due instant says that it is late."""
-
-FIRST_RETRY = timedelta(minutes=1)
-LAST_RETRY = timedelta(hours=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,14 +65,9 @@ def _report(outcome: Outcome) -> None:
         f"reminder {outcome.result}",
         key=row.key,
         recipient=row.recipient,
-        offset=row.offset,
+        offset=row.label,
         detail=outcome.detail,
     )
-
-
-def backoff(attempts: int) -> timedelta:
-    """The wait before attempt ``attempts + 1``: 1 minute, doubling, at most 1 hour."""
-    return min(FIRST_RETRY * (1 << max(attempts - 1, 0)), LAST_RETRY)
 
 
 @dataclass
@@ -92,6 +85,25 @@ class Dispatcher:
     halted: bool = False
     """Set at shutdown: claim nothing more and start no new send."""
 
+    @classmethod
+    def of(
+        cls,
+        settings: Settings,
+        ledger: Ledger,
+        delivery: Delivery,
+        plan: Mapping[str, Reminder],
+        attachment: Callable[[Event], bytes],
+    ) -> Dispatcher:
+        """The dispatcher the settings call for: the daemon's and ``simulate``'s alike."""
+        return cls(
+            ledger=ledger,
+            delivery=delivery,
+            sender=messages.Sender(settings.mail.from_address, settings.mail.templates_dir),
+            catch_up=settings.reminders.catch_up,
+            plan=plan,
+            attachment=attachment,
+        )
+
     def halt(self) -> None:
         """Claim nothing more and start no new send; what is claimed stays ``sending``.
 
@@ -103,7 +115,7 @@ class Dispatcher:
     async def prepare_ahead(self, now: datetime) -> int:
         """Build the messages of first attempts due in the next ``PREPARE_AHEAD``; how many.
 
-        Each is dated its due instant and used if it goes out on time (within ``LATE_AFTER``);
+        Each is dated its due instant and used if it goes out on time (not late);
         a late, retried or changed one is built afresh when sent. The plan is fixed for the
         life of a dispatcher (a reload makes a new one), so what is built stays right.
         """
@@ -118,7 +130,7 @@ class Dispatcher:
             for row in rows
             if row.key not in self.prepared
             and row.key in self.plan
-            and row.offset not in NOTICE_KINDS
+            and row.kind == policy.Kind.REMINDER
         ]
         for start in range(0, len(missing), _BUILD_CHUNK):
             chunk = missing[start : start + _BUILD_CHUNK]
@@ -139,7 +151,6 @@ class Dispatcher:
         *,
         sent_at: datetime,
         late: bool = False,
-        notice: tuple[str, str] | None = None,
     ) -> messages.Outgoing:
         """The message of ``reminder`` for the wire; ``MessageError`` if it cannot be made.
 
@@ -153,7 +164,6 @@ class Dispatcher:
                 sent_at=sent_at,
                 ics=self.attachment(reminder.event),
                 late=late,
-                notice=notice,
             )
             return messages.outgoing(message)
         except MessageError:
@@ -225,29 +235,38 @@ class Dispatcher:
         prepared: list[Outcome | tuple[Row, messages.Outgoing]] = []
         for row in rows:
             reminder = self.plan.get(row.key)
-            if reminder is None:
-                # Reconciling cancels what the plan dropped; a row claimed in between is moot.
-                self.ledger.mark_skipped(row.key, "no longer planned")
-                prepared.append(Outcome(now, row, "skipped", "no longer planned"))
+            decision = policy.on_claim(row, reminder, now, self.catch_up)
+            if not isinstance(decision, policy.Send):
+                prepared.append(self._settle(row, decision, now))
                 continue
-            skipped = self._too_late(row, reminder, now)
-            if skipped is not None:
-                prepared.append(skipped)
-                continue
-            notice = (row.offset, row.key) if row.offset in NOTICE_KINDS else None
-            late = notice is None and now - row.due > LATE_AFTER
-            if row.key in ready and row.attempts == 1 and not late:
+            assert reminder is not None  # noqa: S101 - the policy sends only what is planned
+            if row.key in ready and row.attempts == 1 and not decision.late:
                 prepared.append((row, ready[row.key]))
                 continue
             try:
-                prepared.append(
-                    (row, self._message(reminder, sent_at=now, late=late, notice=notice))
-                )
+                prepared.append((row, self._message(reminder, sent_at=now, late=decision.late)))
             except MessageError as exc:
-                why = f"the message cannot be made: {exc}"
-                self.ledger.mark_failed(row.key, why)
-                prepared.append(Outcome(now, row, "failed", why, reason="message"))
+                prepared.append(self._settle(row, policy.cannot_make(str(exc)), now, "message"))
         return prepared
+
+    def _settle(
+        self,
+        row: Row,
+        decision: policy.Skip | policy.Fail | policy.Retry,
+        now: datetime,
+        reason: str = "",
+    ) -> Outcome:
+        """Record a decision not to send ``row`` (now, or ever) and say what became of it."""
+        match decision:
+            case policy.Skip(why):
+                self.ledger.mark_skipped(row.key, why)
+                return Outcome(now, row, "skipped", why, reason=reason)
+            case policy.Fail(why, detail):
+                self.ledger.mark_failed(row.key, why)
+                return Outcome(now, row, "failed", detail, reason=reason)
+            case policy.Retry(at, why, detail):
+                self.ledger.mark_retry(row.key, why, at)
+                return Outcome(now, row, "retry", detail, reason=reason)
 
     async def _deliver(
         self, row: Row, message: messages.Outgoing, now: datetime, started: float
@@ -259,38 +278,11 @@ class Dispatcher:
         try:
             reply = await self.delivery.deliver(message)
         except DeliveryError as exc:
-            failed = await asyncio.to_thread(self._failed, row, self.plan[row.key], now, exc)
-            return replace(failed, attempted=True, reason=exc.reason)
+            decision = policy.after_failure(
+                row, self.plan[row.key], now, permanent=exc.permanent, reply=exc.reply
+            )
+            failed = await asyncio.to_thread(self._settle, row, decision, now, exc.reason)
+            return replace(failed, attempted=True)
         lateness = (now - row.due).total_seconds() + time.monotonic() - started
         await asyncio.to_thread(self.ledger.mark_sent, row.key, message.message_id, now)
         return Outcome(now, row, "sent", reply, attempted=True, lateness=lateness)
-
-    def _too_late(self, row: Row, reminder: Reminder, now: datetime) -> Outcome | None:
-        """Skip a reminder whose event has begun or that is later than ``catch_up``."""
-        if reminder.starts <= now:
-            why = "the event had begun"
-            if row.attempts > 1:
-                self.ledger.mark_failed(row.key, f"{why}; last error: {row.last_error}")
-                return Outcome(now, row, "failed", why)
-            self.ledger.mark_skipped(row.key, why)
-            return Outcome(now, row, "skipped", why)
-        lateness = now - row.due
-        # catch_up is for reminders missed while eventwatch was down; a retry is never too late,
-        # and a change notice is worth sending until the event begins.
-        if row.attempts <= 1 and row.offset not in NOTICE_KINDS and lateness > self.catch_up:
-            why = f"due {lateness} before it could be sent (catch_up is {self.catch_up})"
-            self.ledger.mark_skipped(row.key, why)
-            return Outcome(now, row, "skipped", why)
-        return None
-
-    def _failed(self, row: Row, reminder: Reminder, now: datetime, exc: DeliveryError) -> Outcome:
-        """Retry a transient failure with backoff until the event begins; else give up."""
-        if exc.permanent:
-            self.ledger.mark_failed(row.key, exc.reply)
-            return Outcome(now, row, "failed", exc.reply)
-        retry_at = now + backoff(row.attempts)
-        if retry_at >= reminder.starts:
-            self.ledger.mark_failed(row.key, f"{exc.reply}; no time left to retry")
-            return Outcome(now, row, "failed", exc.reply)
-        self.ledger.mark_retry(row.key, exc.reply, retry_at)
-        return Outcome(now, row, "retry", f"{exc.reply}; next attempt {retry_at:%H:%M:%S}Z")

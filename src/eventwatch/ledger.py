@@ -12,27 +12,22 @@ import contextlib
 import os
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.exc import SQLAlchemyError
 
 from eventwatch.errors import OperationError, StateError
+from eventwatch.policy import Kind, Standing, Status
 from eventwatch.revisions import Revision
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator
+    from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 
-    from eventwatch.planner import Reminder
-
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 DATABASE_FILE = "eventwatch.db"
 _CHUNK = 500
-
-NOTICE_KINDS = ("changed", "cancelled")
-"""The ``offset`` of a notice row: sent when an event a recipient was reminded of changes."""
 
 _metadata = sa.MetaData()
 
@@ -54,34 +49,81 @@ _revisions = sa.Table(
 )
 
 
-_reminders = sa.Table(
-    "reminders",
-    _metadata,
-    # event uid | event start (UTC) | offset | recipient: a moved event gets new keys.
-    sa.Column("key", sa.String(700), primary_key=True),
-    sa.Column("event_uid", sa.String(300), nullable=False),
-    sa.Column("recipient", sa.String(320), nullable=False),
-    sa.Column("offset", sa.String(40), nullable=False),
-    sa.Column("due", sa.BigInteger, nullable=False),
-    sa.Column("status", sa.String(10), nullable=False),
-    sa.Column("attempts", sa.Integer, nullable=False, default=0),
-    sa.Column("next_attempt", sa.BigInteger, nullable=True),
-    sa.Column("last_error", sa.Text, nullable=True),
-    sa.Column("message_id", sa.String(300), nullable=True),
-    sa.Column("sent_at", sa.BigInteger, nullable=True),
-    sa.Index("reminders_by_status_due", "status", "due"),
-)
+def _reminders_table(name: str, metadata: sa.MetaData) -> sa.Table:
+    return sa.Table(
+        name,
+        metadata,
+        # A reminder: event uid | event start (UTC) | offset | recipient (a moved event gets
+        # new keys). A notice: event uid | kind | the SEQUENCE it announces | recipient.
+        sa.Column("key", sa.String(700), primary_key=True),
+        sa.Column("event_uid", sa.String(300), nullable=False),
+        sa.Column("recipient", sa.String(320), nullable=False),
+        sa.Column("kind", sa.String(10), nullable=False, server_default=Kind.REMINDER.value),
+        sa.Column("offset", sa.String(40), nullable=True),  # a reminder's; None for a notice
+        sa.Column("sequence", sa.Integer, nullable=True),  # a notice's; None for a reminder
+        sa.Column("due", sa.BigInteger, nullable=False),
+        sa.Column("status", sa.String(10), nullable=False),
+        sa.Column("attempts", sa.Integer, nullable=False, default=0),
+        sa.Column("next_attempt", sa.BigInteger, nullable=True),
+        sa.Column("last_error", sa.Text, nullable=True),
+        sa.Column("message_id", sa.String(300), nullable=True),
+        sa.Column("sent_at", sa.BigInteger, nullable=True),
+        sa.Index(f"{name}_by_status_due", "status", "due"),
+    )
 
 
-class Status(StrEnum):
-    """Where a reminder stands; ``sent`` rows are never changed again."""
+_reminders = _reminders_table("reminders", _metadata)
 
-    PENDING = "pending"
-    SENDING = "sending"
-    SENT = "sent"
-    FAILED = "failed"
-    SKIPPED = "skipped"
-    CANCELLED = "cancelled"
+_V2_NOTICE_KINDS = ("changed", "cancelled")
+"""Schema 2 wrote a notice's kind in its ``offset`` column."""
+
+
+class Planned(Protocol):
+    """What the ledger stores of a planned reminder or notice (``policy.Reminder`` is one)."""
+
+    @property
+    def key(self) -> str:
+        """Its identity: the same reminder is planned with the same key."""
+
+    @property
+    def event_uid(self) -> str:
+        """The uid of the event it is about."""
+
+    @property
+    def address(self) -> str:
+        """The recipient's address, as written."""
+
+    @property
+    def kind(self) -> str:
+        """A reminder, or the kind of notice."""
+
+    @property
+    def offset(self) -> object:
+        """A reminder's offset before the start (written as text); None for a notice."""
+
+    @property
+    def sequence(self) -> int | None:
+        """The SEQUENCE a notice announces; None for a reminder."""
+
+    @property
+    def due(self) -> datetime:
+        """The instant it is due."""
+
+
+class Changes(Protocol):
+    """What reconciling must change (``policy.Changes`` is one)."""
+
+    @property
+    def fresh(self) -> Sequence[Planned]:
+        """Planned and not in the ledger: to add as pending."""
+
+    @property
+    def cancel(self) -> Sequence[str]:
+        """Keys of pending reminders to cancel."""
+
+    @property
+    def revive(self) -> Sequence[str]:
+        """Keys of cancelled reminders to make pending again."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +133,9 @@ class Row:
     key: str
     event_uid: str
     recipient: str
-    offset: str
+    kind: Kind
+    offset: str | None
+    sequence: int | None
     due: datetime
     status: Status
     attempts: int
@@ -99,6 +143,11 @@ class Row:
     last_error: str | None
     message_id: str | None
     sent_at: datetime | None
+
+    @property
+    def label(self) -> str:
+        """How logs and reports name what it sends: a reminder's offset, a notice's kind."""
+        return str(self.kind) if self.offset is None else self.offset
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +164,7 @@ _INSTANTS = (
     ("reminders", "next_attempt"),
     ("reminders", "sent_at"),
     ("reminders", "attempts"),
+    ("reminders", "sequence"),
     ("revisions", "modified"),
     ("revisions", "sequence"),
 )
@@ -124,25 +174,39 @@ _LAST_INSTANT = 253_402_300_799
 """9999-12-31 23:59:59 UTC in seconds: no instant (or count) eventwatch writes is larger."""
 
 
-def _is_notice(key: str) -> bool:
-    return key.split("|")[1] in NOTICE_KINDS
-
-
 def _stamp(value: datetime) -> int:
     return int(value.timestamp())
 
 
-def _pending_row(reminder: Reminder) -> dict[str, Any]:
-    """The ledger row a newly planned reminder starts as."""
+def _pending_row(planned: Planned) -> dict[str, Any]:
+    """The ledger row a newly planned reminder or notice starts as."""
     return {
-        "key": reminder.key,
-        "event_uid": reminder.event.uid,
-        "recipient": reminder.recipient.address,
-        "offset": str(reminder.offset),
-        "due": _stamp(reminder.due),
+        "key": planned.key,
+        "event_uid": planned.event_uid,
+        "recipient": planned.address,
+        "kind": str(planned.kind),
+        "offset": None if planned.offset is None else str(planned.offset),
+        "sequence": planned.sequence,
+        "due": _stamp(planned.due),
         "status": Status.PENDING.value,
         "attempts": 0,
     }
+
+
+def _kinds_apart(connection: sa.Connection) -> None:
+    """Rebuild a schema 2 reminders table with its notices' kind and SEQUENCE in columns."""
+    old = sa.Table("reminders", sa.MetaData(), autoload_with=connection)
+    rows = [dict(found) for found in connection.execute(sa.select(old)).mappings()]
+    old.drop(connection)
+    _reminders.create(connection)
+    for row in rows:
+        if row["offset"] in _V2_NOTICE_KINDS:
+            row["kind"], row["offset"] = row["offset"], None
+            row["sequence"] = int(row["key"].split("|")[2])
+        else:
+            row["kind"], row["sequence"] = Kind.REMINDER.value, None
+    for start in range(0, len(rows), _CHUNK):
+        connection.execute(_reminders.insert(), rows[start : start + _CHUNK])
 
 
 def _instant(value: int | None) -> datetime | None:
@@ -154,7 +218,9 @@ def _row(found: sa.Row[Any]) -> Row:
         key=found.key,
         event_uid=found.event_uid,
         recipient=found.recipient,
+        kind=Kind(found.kind),
         offset=found.offset,
+        sequence=found.sequence,
         due=datetime.fromtimestamp(found.due, tz=UTC),
         status=Status(found.status),
         attempts=found.attempts,
@@ -269,6 +335,10 @@ class Ledger:
             unknown = sorted(statuses - {s.value for s in Status})
             if unknown:
                 raise self._unusable(f"reminders have a status eventwatch does not know: {unknown}")
+            kinds = set(connection.execute(sa.select(_reminders.c.kind).distinct()).scalars())
+            unknown = sorted(kinds - {k.value for k in Kind})
+            if unknown:
+                raise self._unusable(f"reminders have a kind eventwatch does not know: {unknown}")
 
     @classmethod
     def in_folder(cls, state_dir: Path) -> Ledger:
@@ -295,21 +365,44 @@ class Ledger:
         return url.render_as_string(hide_password=True)
 
     def _migrate(self) -> None:
-        with self._engine.begin() as connection:
-            _metadata.create_all(connection)
-            found = connection.execute(sa.select(_schema.c.version)).scalar()
-            if found is None:
-                connection.execute(_schema.insert().values(version=SCHEMA_VERSION))
-            elif found > SCHEMA_VERSION:
-                msg = (
-                    f"{self._where}: the state database has schema version {found}, newer than "
-                    f"this eventwatch understands ({SCHEMA_VERSION}); upgrade eventwatch"
-                )
-                raise StateError(msg)
-            elif found < SCHEMA_VERSION:
-                # Version 1 had no reminders table; create_all above has added it, and no
-                # existing row changes. Later versions add their steps here, one per version.
-                connection.execute(_schema.update().values(version=SCHEMA_VERSION))
+        """Create or upgrade the schema in one transaction: all of it happens, or none.
+
+        The connection runs in autocommit mode with BEGIN and COMMIT of our own: the SQLite
+        driver would otherwise commit each CREATE and DROP on its own, and a crash between
+        dropping a table and filling its new shape would lose its rows.
+        """
+        with self._engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            connection.exec_driver_sql("BEGIN")
+            try:
+                self._upgrade(connection)
+            except BaseException:
+                connection.exec_driver_sql("ROLLBACK")
+                raise
+            connection.exec_driver_sql("COMMIT")
+
+    def _upgrade(self, connection: sa.Connection) -> None:
+        inspector = sa.inspect(connection)
+        before = (
+            {c["name"] for c in inspector.get_columns("reminders")}
+            if inspector.has_table("reminders")
+            else set()
+        )
+        _metadata.create_all(connection)
+        found = connection.execute(sa.select(_schema.c.version)).scalar()
+        if found is None:
+            connection.execute(_schema.insert().values(version=SCHEMA_VERSION))
+        elif found > SCHEMA_VERSION:
+            msg = (
+                f"{self._where}: the state database has schema version {found}, newer than "
+                f"this eventwatch understands ({SCHEMA_VERSION}); upgrade eventwatch"
+            )
+            raise StateError(msg)
+        elif found < SCHEMA_VERSION:
+            # Version 1 had no reminders table; create_all above has added it, and no
+            # existing row changes. Version 2 wrote a notice's kind in ``offset``.
+            if before and "kind" not in before:
+                _kinds_apart(connection)
+            connection.execute(_schema.update().values(version=SCHEMA_VERSION))
 
     def revisions(self) -> dict[str, Revision]:
         """Every stored revision by UID."""
@@ -346,36 +439,28 @@ class Ledger:
                 connection.execute(_revisions.delete().where(_revisions.c.uid.in_(uids)))
                 connection.execute(_revisions.insert(), chunk)
 
-    def reconcile(self, planned: Iterable[Reminder], now: datetime) -> Reconciled:
-        """Make the ledger match the plan; ``sent`` rows are never touched.
+    def reconcile(self, decide: Callable[[Mapping[str, Standing]], Changes]) -> Reconciled:
+        """Carry out, in one transaction, the changes ``decide`` makes of what the ledger holds.
 
-        New reminders become pending; pending ones the plan no longer has (their event moved,
-        was cancelled or removed) become cancelled; a cancelled one the plan has again (the
-        event moved back) is pending again while it is not yet due.
+        ``decide`` is given each row's status and kind by key (``policy.reconcile`` decides).
         """
-        wanted = {r.key: r for r in planned}
         with self._begin() as connection:
             known = {
-                row.key: Status(row.status)
-                for row in connection.execute(sa.select(_reminders.c.key, _reminders.c.status))
+                row.key: Standing(Status(row.status), Kind(row.kind))
+                for row in connection.execute(
+                    sa.select(_reminders.c.key, _reminders.c.status, _reminders.c.kind)
+                )
             }
-            fresh = [r for key, r in wanted.items() if key not in known]
-            gone = [
-                k
-                for k, status in known.items()
-                if status is Status.PENDING and k not in wanted and not _is_notice(k)
-            ]
-            back = [
-                k
-                for k, status in known.items()
-                if status is Status.CANCELLED and k in wanted and wanted[k].due > now
-            ]
+            changes = decide(known)
+            fresh = list(changes.fresh)
             for start in range(0, len(fresh), _CHUNK):
                 rows = [_pending_row(r) for r in fresh[start : start + _CHUNK]]
                 connection.execute(_reminders.insert(), rows)
-            self._set_status(connection, gone, Status.CANCELLED)
-            self._set_status(connection, back, Status.PENDING)
-        return Reconciled(inserted=len(fresh), cancelled=len(gone), revived=len(back))
+            self._set_status(connection, list(changes.cancel), Status.CANCELLED)
+            self._set_status(connection, list(changes.revive), Status.PENDING)
+        return Reconciled(
+            inserted=len(fresh), cancelled=len(changes.cancel), revived=len(changes.revive)
+        )
 
     @staticmethod
     def _set_status(connection: sa.Connection, keys: list[str], status: Status) -> None:
@@ -387,46 +472,24 @@ class Ledger:
                 .values(status=status.value, next_attempt=None),
             )
 
-    def reminded(self, event_uid: str) -> list[str]:
-        """The recipients who were sent a reminder (not a notice) of event ``event_uid``."""
-        query = (
-            sa.select(_reminders.c.recipient)
-            .where(
-                _reminders.c.event_uid == event_uid,
-                _reminders.c.status == Status.SENT.value,
-                _reminders.c.offset.not_in(NOTICE_KINDS),
-            )
-            .distinct()
-            .order_by(_reminders.c.recipient)
-        )
+    def rows_of(self, event_uid: str) -> list[Row]:
+        """Every row, reminder or notice, of event ``event_uid``."""
+        query = sa.select(_reminders).where(_reminders.c.event_uid == event_uid)
         with self._connect() as connection:
-            return list(connection.execute(query).scalars())
+            return [_row(found) for found in connection.execute(query)]
 
-    def add_notices(
-        self, event_uid: str, kind: str, sequence: int, recipients: list[str], due: datetime
-    ) -> int:
-        """Queue one ``kind`` notice per recipient for this revision of the event (once each)."""
-        rows = [
-            {
-                "key": f"{event_uid}|{kind}|{sequence}|{recipient.lower()}",
-                "event_uid": event_uid,
-                "recipient": recipient,
-                "offset": kind,
-                "due": _stamp(due),
-                "status": Status.PENDING.value,
-                "attempts": 0,
-            }
-            for recipient in recipients
-        ]
+    def add(self, planned: Iterable[Planned]) -> int:
+        """Add as pending what the ledger does not hold yet (by key); how many were new."""
+        rows = {p.key: _pending_row(p) for p in planned}
+        if not rows:
+            return 0
         with self._begin() as connection:
             known = set(
                 connection.execute(
-                    sa.select(_reminders.c.key).where(
-                        _reminders.c.key.in_([r["key"] for r in rows])
-                    ),
+                    sa.select(_reminders.c.key).where(_reminders.c.key.in_(list(rows))),
                 ).scalars(),
             )
-            fresh = [row for row in rows if row["key"] not in known]
+            fresh = [row for key, row in rows.items() if key not in known]
             if fresh:
                 connection.execute(_reminders.insert(), fresh)
         return len(fresh)
@@ -435,7 +498,7 @@ class Ledger:
         """Change notices not yet sent."""
         query = sa.select(_reminders).where(
             _reminders.c.status == Status.PENDING.value,
-            _reminders.c.offset.in_(NOTICE_KINDS),
+            _reminders.c.kind != Kind.REMINDER.value,
         )
         with self._connect() as connection:
             return [_row(found) for found in connection.execute(query)]

@@ -15,12 +15,13 @@ from typing import TYPE_CHECKING
 
 from eventwatch import __version__, templating, wording
 from eventwatch.errors import MessageError
+from eventwatch.policy import Kind
 
 if TYPE_CHECKING:
     from pathlib import Path
 
     from eventwatch.models import Event, Offset
-    from eventwatch.planner import Reminder
+    from eventwatch.policy import Reminder
 
 
 def message_id(key: str, sender: str | None) -> str:
@@ -115,7 +116,7 @@ class Sender:
 def _body(  # noqa: PLR0913 - the cache key: everything the body depends on
     event: Event,
     *,
-    offset: Offset,
+    offset: Offset | None,
     due: datetime,
     zone: str | None,
     late: bool,
@@ -167,42 +168,42 @@ def _body(  # noqa: PLR0913 - the cache key: everything the body depends on
     return alternative, attachment
 
 
-def _variant(offset: Offset, due: datetime) -> bytes:
-    """Bytes that tell apart the bodies of one event's reminders."""
-    return f"{offset}|{due.isoformat()}".encode()
+def _variant(offset: Offset | None, due: datetime) -> bytes:
+    """Bytes that tell apart the bodies of one event's reminders (a notice has no offset)."""
+    return f"{offset or 'notice'}|{due.isoformat()}".encode()
 
 
-def build(  # noqa: PLR0913 - the reminder and sender, then four keyword-only details
+def build(
     reminder: Reminder,
     sender: Sender,
     *,
     sent_at: datetime,
     ics: bytes,
     late: bool = False,
-    notice: tuple[str, str] | None = None,
 ) -> EmailMessage:
     """The message for ``reminder``, dated ``sent_at``, with the event attached as ``ics``.
 
-    ``notice`` is (kind, ledger key) for a change notice: ``changed`` or ``cancelled``.
+    A change notice (``reminder.kind`` is ``changed`` or ``cancelled``) says so instead.
     The standard library's email policy refuses CR or LF in a header, and every calendar
     text is refused such characters on entry, so no calendar text can add a header.
     """
+    notice = None if reminder.kind is Kind.REMINDER else str(reminder.kind)
     alternative, attachment = _body(
         reminder.event,
         offset=reminder.offset,
         due=reminder.due,
         zone=reminder.recipient.timezone,
         late=late,
-        notice=notice[0] if notice else "",
+        notice="" if notice is None else notice,
         templates_dir=sender.templates_dir,
         ics=ics,
     )
     message = EmailMessage()
     _address_headers(message, sender.address, reminder.recipient.name, reminder.recipient.address)
-    text = notice_subject(reminder, notice[0]) if notice else subject(reminder, late=late)
+    text = subject(reminder, late=late) if notice is None else notice_subject(reminder, notice)
     message.set_raw("Subject", _header_text("Subject", text))
     message["Date"] = email.utils.format_datetime(sent_at.astimezone(UTC))
-    message["Message-ID"] = message_id(notice[1] if notice else reminder.key, sender.address)
+    message["Message-ID"] = message_id(reminder.key, sender.address)
     message["Auto-Submitted"] = "auto-generated"
     message["MIME-Version"] = "1.0"
     message.make_mixed()

@@ -374,6 +374,29 @@ class ReminderPolicy(Record):
         return self
 
 
+FALLBACK_ALL_DAY_AT = time(9, 0)
+"""When an all-day event's reminders are anchored if no level of policy says."""
+
+
+@dataclass(frozen=True, slots=True)
+class Timing:
+    """The offsets and all-day time in force for one event, its levels of policy resolved."""
+
+    offsets: tuple[Offset, ...]
+    all_day_at: time
+
+    @classmethod
+    def of(cls, event: Event, calendar: ReminderPolicy, defaults: ReminderPolicy) -> Timing:
+        """Each field from the first level that sets it: the event, its calendar, the defaults.
+
+        The reminder plan and the feed's alarms both read it, so they cannot disagree.
+        """
+        levels = (event.reminders, calendar, defaults)
+        offsets = next((p.offsets for p in levels if p.offsets is not None), ())
+        at = next((p.all_day_at for p in levels if p.all_day_at is not None), FALLBACK_ALL_DAY_AT)
+        return cls(offsets, at)
+
+
 _NO_END = object()
 """Stands in for the missing end of a timed event, so that only that field reports it."""
 

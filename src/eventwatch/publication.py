@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import TYPE_CHECKING, Protocol
 
-from eventwatch import feeds, planner
-from eventwatch.models import in_start_order
+from eventwatch import feeds
+from eventwatch.models import Status, Timing, in_start_order
 from eventwatch.revisions import Revision, revise
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
-    from datetime import datetime, timedelta
+    from datetime import datetime
 
-    from eventwatch.models import Calendar, ReminderPolicy
+    from eventwatch.models import Calendar, Event, ReminderPolicy
     from eventwatch.settings import Settings
 
 ALL = "all"
@@ -123,6 +124,24 @@ class Publication:
         return rendered
 
 
+def _triggers(
+    event: Event, calendar: ReminderPolicy, defaults: ReminderPolicy
+) -> tuple[timedelta, ...]:
+    """The reminders' offsets as alarm triggers relative to the event's start in a feed.
+
+    Whole days stay nominal days, as iCalendar durations count them; an all-day event's
+    trigger counts from its midnight, so it fires at the anchor time like the e-mail does.
+    """
+    if event.status is Status.CANCELLED:
+        return ()
+    timing = Timing.of(event, calendar, defaults)
+    at = timing.all_day_at
+    shift = timedelta(hours=at.hour, minutes=at.minute, seconds=at.second)
+    if not event.all_day:
+        shift = timedelta(0)
+    return tuple(shift - timedelta(days=o.days, seconds=o.seconds) for o in timing.offsets)
+
+
 def _all_header(calendars: Sequence[Calendar], refresh: timedelta) -> feeds.Header:
     if len(calendars) == 1:
         return feeds.Header(calendars[0].name, calendars[0].description.strip(), refresh)
@@ -151,9 +170,7 @@ def build(
             if before is not None and revision.sequence > before.sequence:
                 bumped.append(event.uid)
         alarms = (
-            planner.triggers(event, policies[event.calendar], options.defaults)
-            if options.alarms
-            else ()
+            _triggers(event, policies[event.calendar], options.defaults) if options.alarms else ()
         )
         entries.append(feeds.Entry(event, revision, alarms))
     # Stored before anything is served, so that no client sees a revision a restart would undo.

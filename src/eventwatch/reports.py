@@ -10,7 +10,7 @@ from eventwatch import wording
 if TYPE_CHECKING:
     from eventwatch.dispatch import Outcome
     from eventwatch.models import Event
-    from eventwatch.planner import Reminder
+    from eventwatch.policy import Reminder
 
 
 def event_row(event: Event) -> dict[str, Any]:
@@ -75,6 +75,6 @@ def outcome_line(outcome: Outcome) -> str:
     """What one pass did with one reminder, as a line of the simulated timeline."""
     row = outcome.row
     return (
-        f"{outcome.at.astimezone(UTC):%Y-%m-%d %H:%M}Z  {outcome.result:<7}  {row.offset:>5}  "
+        f"{outcome.at.astimezone(UTC):%Y-%m-%d %H:%M}Z  {outcome.result:<7}  {row.label:>5}  "
         f"{row.recipient}  {row.event_uid}  {outcome.detail}"
     )

@@ -1,6 +1,6 @@
 """A run of the reminder machinery over a past or future period, on a simulated clock.
 
-The same planner, ledger, message and dispatch code as the daemon, with an empty ledger of its
+The same policy, ledger, message and dispatch code as the daemon, with an empty ledger of its
 own and a Maildir for the messages: how a person sees today what the daemon did or will do.
 """
 
@@ -11,7 +11,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from eventwatch import feeds, messages, planner, publication
+from eventwatch import feeds, policy, publication
 from eventwatch.delivery import MaildirDelivery
 from eventwatch.dispatch import Dispatcher, Outcome
 from eventwatch.ledger import Ledger
@@ -43,19 +43,14 @@ def simulate(loaded: Inputs, start: datetime, until: datetime, out: Path) -> lis
             renderer = feeds.Renderer()
             options = publication.Options.of(settings)
             built = publication.build(loaded.calendars, options, ledger, renderer, start)
-            plan = planner.reminders(loaded.calendars, settings.reminders)
-            ledger.reconcile(plan, start)
+            plan = policy.reminders(loaded.calendars, settings.reminders)
+            ledger.reconcile(policy.follow(plan, start))
 
             def attachment(event: Event) -> bytes:
                 return built.attachment(event.uid)
 
-            dispatcher = Dispatcher(
-                ledger=ledger,
-                delivery=MaildirDelivery(out),
-                sender=messages.Sender(settings.mail.from_address, settings.mail.templates_dir),
-                catch_up=settings.reminders.catch_up,
-                plan={r.key: r for r in plan},
-                attachment=attachment,
+            dispatcher = Dispatcher.of(
+                settings, ledger, MaildirDelivery(out), {r.key: r for r in plan}, attachment
             )
             return asyncio.run(_run(dispatcher, ledger, start, until))
         finally:

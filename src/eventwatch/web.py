@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from eventwatch.feeds import Feed
     from eventwatch.metrics import Metrics
     from eventwatch.publication import Publication
-    from eventwatch.reminding import Health
+    from eventwatch.reminders import Health
 
 _GZIP_KEPT = 16  # compressed bodies kept, newest first
 _HEADERS_KEPT = 256  # header sets kept (feeds x gzip x filters)

@@ -130,8 +130,10 @@ def description(event: Event) -> str:
     return "\n\n".join(parts)
 
 
-def offset_in_words(offset: Offset) -> str:
-    """How long before: ``7 days``, ``2 hours``, ``1 day and 12 hours``, ``no time``."""
+def offset_in_words(offset: Offset | None) -> str:
+    """How long before: ``7 days``, ``2 hours``, ``1 day and 12 hours``; a notice's, ``no time``."""
+    if offset is None:
+        return "no time"
     hours, rest = divmod(offset.seconds, 3600)
     minutes = rest // 60
     parts = [

@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING
 import icalendar
 
 from eventwatch import dispatch, feeds, inputs, publication
-from eventwatch.ledger import Ledger, Status
-from eventwatch.reminding import Reminders
+from eventwatch.ledger import Ledger
+from eventwatch.policy import Status
+from eventwatch.reminders import Reminders
 
 from .test_cli import HOSTILE_CALENDAR
 from .test_delivery import Recorder, Server
@@ -86,7 +87,7 @@ def test_reminded_recipient_gets_changed_then_cancelled(site: Site) -> None:
         await reminders.stop()
 
     asyncio.run(scenario())
-    statuses = sorted((row.offset, row.status) for row in ledger.rows().values())
+    statuses = sorted((row.label, row.status) for row in ledger.rows().values())
     ledger.close()
     sent = _messages(site)
     assert [m["Subject"] for m in sent] == [
@@ -362,7 +363,7 @@ def test_a_wake_during_a_replan_waits_for_the_new_plan(
 
     try:
         asyncio.run(scenario())
-        statuses = sorted((row.offset, row.status) for row in ledger.rows().values())
+        statuses = sorted((row.label, row.status) for row in ledger.rows().values())
     finally:
         ledger.close()
     assert statuses == [("P1D", Status.SENT), ("changed", Status.SENT)]

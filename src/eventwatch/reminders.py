@@ -1,32 +1,65 @@
-"""The daemon's reminder side: keep the ledger on the plan, and send what falls due."""
+"""The reminder service: keep the ledger on the plan, and send what falls due.
+
+It decides nothing about a reminder itself: the plan, the changes to the ledger and the
+notices owed are the policy's (``policy.py``); sending is the dispatcher's.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
-from typing import TYPE_CHECKING
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Protocol
 
-from eventwatch import feeds, logs, messages, planner
-from eventwatch.delivery import Delivery, MaildirDelivery, SmtpDelivery
+from eventwatch import logs, policy
+from eventwatch.delivery import delivery_for
 from eventwatch.dispatch import Dispatcher
 from eventwatch.errors import StateError
-from eventwatch.models import Offset, Recipient, Status
 from eventwatch.scheduling import Waker
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Sequence
 
     from eventwatch.dispatch import Outcome
     from eventwatch.inputs import Inputs
     from eventwatch.ledger import Ledger
     from eventwatch.metrics import Metrics
     from eventwatch.models import Event
-    from eventwatch.publication import Publication
-    from eventwatch.settings import Settings
 
 log = logs.get("reminders")
+
+
+class _Revision(Protocol):
+    @property
+    def sequence(self) -> int:
+        """The SEQUENCE a feed shows for the event."""
+
+
+class _Entry(Protocol):
+    @property
+    def event(self) -> Event:
+        """The event as served."""
+
+    @property
+    def revision(self) -> _Revision:
+        """Its revision as served."""
+
+
+class Served(Protocol):
+    """What the service reads of the feeds being served (``publication.Publication`` is one)."""
+
+    @property
+    def entries(self) -> Sequence[_Entry]:
+        """Every event with its revision."""
+
+    @property
+    def bumped(self) -> Sequence[str]:
+        """UIDs of events whose SEQUENCE rose since they were last published."""
+
+    def attachment(self, event_uid: str) -> bytes:
+        """Event ``event_uid`` alone, as the calendar attached to its messages."""
+
 
 SWEEP = timedelta(minutes=1)
 """How often the ledger is looked at whatever was armed: a safety net, not the timer."""
@@ -35,16 +68,9 @@ GRACE = 10.0
 """Seconds that sends in flight at shutdown may take to finish."""
 
 
-def plan_of(loaded: Inputs) -> list[planner.Reminder]:
+def plan_of(loaded: Inputs) -> list[policy.Reminder]:
     """Every reminder the calendars of ``loaded`` plan."""
-    return planner.reminders(loaded.calendars, loaded.settings.reminders)
-
-
-def delivery_for(settings: Settings) -> Delivery:
-    """The delivery the settings name."""
-    if settings.mail.delivery == "smtp":
-        return SmtpDelivery(settings.smtp)
-    return MaildirDelivery(settings.state_dir / "outbox")
+    return policy.reminders(loaded.calendars, loaded.settings.reminders)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,8 +105,8 @@ class Reminders:
         self.guard = guard
         self.dispatcher: Dispatcher | None = None
         self.waker: Waker | None = None
-        self._entries: dict[str, feeds.Entry] = {}
-        self._built: Publication | None = None
+        self._entries: dict[str, _Entry] = {}
+        self._built: Served | None = None
         self._busy = asyncio.Lock()
         self._stopping = False
         self._preparing: asyncio.Task[int] | None = None
@@ -95,7 +121,7 @@ class Reminders:
         assert self._built is not None  # noqa: S101 - set by replan before anything is sent
         return self._built.attachment(event.uid)
 
-    async def start(self, loaded: Inputs, built: Publication, *, send_now: bool = True) -> None:
+    async def start(self, loaded: Inputs, built: Served, *, send_now: bool = True) -> None:
         """Send again what a crash left in flight, take the plan, and wake when due.
 
         With ``send_now`` false, what is due already (a catch-up after downtime, perhaps
@@ -114,8 +140,8 @@ class Reminders:
     async def replan(
         self,
         loaded: Inputs,
-        built: Publication,
-        plan: list[planner.Reminder] | None = None,
+        built: Served,
+        plan: list[policy.Reminder] | None = None,
         *,
         send: bool = True,
     ) -> None:
@@ -130,7 +156,8 @@ class Reminders:
         # No pass may run between reconciling and the new dispatcher: with the old plan it
         # would skip, as no longer planned, a notice or reminder the new plan just added.
         async with self._busy:
-            result = await asyncio.to_thread(self.ledger.reconcile, plan, self.clock())
+            now = self.clock()
+            result = await asyncio.to_thread(self.ledger.reconcile, policy.follow(plan, now))
             log.info(
                 "planned",
                 reminders=len(plan),
@@ -143,56 +170,37 @@ class Reminders:
             planned = {r.key: r for r in plan}
             planned.update(await asyncio.to_thread(self._notices, built, plan))
             await self._stop_preparing()  # what it builds is for the old plan
-            previous = self.dispatcher
-            keep = previous is not None and _same(previous, settings)
-            if previous is not None and not keep and isinstance(previous.delivery, SmtpDelivery):
-                # The SMTP settings changed: say QUIT on the old server's idle connections.
-                await previous.delivery.close()
-            self.dispatcher = Dispatcher(
-                ledger=self.ledger,
-                delivery=previous.delivery if previous and keep else delivery_for(settings),
-                sender=messages.Sender(settings.mail.from_address, settings.mail.templates_dir),
-                catch_up=settings.reminders.catch_up,
-                plan=planned,
-                attachment=self._attachment,
+            previous = self.dispatcher.delivery if self.dispatcher is not None else None
+            if previous is not None and not previous.fits(settings):
+                # The delivery settings changed: say QUIT on the old server's idle connections.
+                await previous.close()
+                previous = None
+            self.dispatcher = Dispatcher.of(
+                settings, self.ledger, previous or delivery_for(settings), planned, self._attachment
             )
         if send:
             await self.wake()
 
-    def _notices(
-        self, built: Publication, plan: list[planner.Reminder]
-    ) -> dict[str, planner.Reminder]:
-        """Queue notices for events changed since their recipients were reminded; all pending.
-
-        A notice goes to each recipient already sent a reminder of an event whose time, place,
-        title or status changed (its SEQUENCE rose), once per change.
-        """
+    def _notices(self, built: Served, plan: list[policy.Reminder]) -> dict[str, policy.Reminder]:
+        """Queue the notices the policy owes for events whose SEQUENCE rose; all pending ones."""
         now = self.clock()
+        known = policy.recipients(plan)
         for uid in built.bumped:
             changed = self._entries[uid]
-            kind = "cancelled" if changed.event.status is Status.CANCELLED else "changed"
-            recipients = self.ledger.reminded(uid)
-            if recipients:
-                sequence = changed.revision.sequence
-                count = self.ledger.add_notices(uid, kind, sequence, recipients, now)
-                log.info("notices queued", kind=kind, event=uid, count=count)
-        known = {(r.event.uid, r.recipient.address.lower()): r.recipient for r in plan}
-        found: dict[str, planner.Reminder] = {}
+            owed = policy.notices(
+                changed.event, changed.revision.sequence, self.ledger.rows_of(uid), now, known
+            )
+            if owed:
+                count = self.ledger.add(owed)
+                log.info("notices queued", kind=owed[0].kind, event=uid, count=count)
+        found: dict[str, policy.Reminder] = {}
         for row in self.ledger.pending_notices():
             entry = self._entries.get(row.event_uid)
-            if entry is None:
+            if entry is None or row.sequence is None:
                 continue  # the event is gone; the dispatcher skips the row as no longer planned
-            recipient = known.get((row.event_uid, row.recipient.lower())) or Recipient(
-                address=row.recipient,
-            )
-            # An all-day event counts as begun at its first midnight: no notice once it has.
-            starts = entry.event.begins(time.min)
-            found[row.key] = planner.Reminder(
-                event=entry.event,
-                recipient=recipient,
-                offset=Offset(days=0, seconds=0),
-                starts=starts,
-                due=row.due,
+            kind = policy.Kind(row.kind)
+            found[row.key] = policy.notice(
+                entry.event, kind, row.sequence, row.recipient, row.due, known
             )
         return found
 
@@ -323,25 +331,5 @@ class Reminders:
         requeued = await asyncio.to_thread(self.ledger.requeue_in_flight)
         if requeued:
             log.warning("unfinished at stop, back to pending", count=requeued)
-        delivery = self.dispatcher.delivery if self.dispatcher else None
-        if isinstance(delivery, SmtpDelivery):
-            await delivery.close()
-
-
-def _same(dispatcher: Dispatcher, settings: Settings) -> bool:
-    """Whether the running delivery still matches the settings (keep its connections)."""
-    delivery = dispatcher.delivery
-    if isinstance(delivery, SmtpDelivery):
-        return settings.mail.delivery == "smtp" and delivery.settings == settings.smtp
-    return settings.mail.delivery == "maildir"
-
-
-async def send_test(settings: Settings, to: str, now: datetime) -> str:
-    """Send one test message to ``to`` through the configured delivery; the server's reply."""
-    delivery = delivery_for(settings)
-    sender = messages.Sender(settings.mail.from_address, settings.mail.templates_dir)
-    try:
-        return await delivery.deliver(messages.outgoing(messages.test_message(sender, to, now)))
-    finally:
-        if isinstance(delivery, SmtpDelivery):
-            await delivery.close()
+        if self.dispatcher is not None:
+            await self.dispatcher.delivery.close()
