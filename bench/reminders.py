@@ -28,7 +28,7 @@ from typing import Any
 
 import aiosmtplib
 
-from eventwatch import messages, planner
+from eventwatch import messages, policy
 from eventwatch.delivery import SmtpDelivery
 from eventwatch.dispatch import Dispatcher
 from eventwatch.ledger import Ledger
@@ -93,10 +93,10 @@ async def eventwatch_run(port: int, shape: str, *, ahead: bool) -> dict[str, flo
     """
     lead = PREPARE_LEAD if ahead else timedelta(seconds=2)
     due = datetime.now(UTC).replace(microsecond=0) + lead
-    plan = planner.reminders((calendar(due, shape),), ReminderPolicy())
+    plan = policy.reminders((calendar(due, shape),), ReminderPolicy())
     with tempfile.TemporaryDirectory() as state:
         ledger = Ledger.in_folder(Path(state))
-        ledger.reconcile(plan, due - lead)
+        ledger.reconcile(policy.follow(plan, due - lead))
         settings = SmtpSettings(
             host="127.0.0.1", port=port, security="none", max_connections=CONNECTIONS
         )
@@ -135,7 +135,7 @@ async def bare_run(port: int, shape: str, *, flat: bool = False) -> dict[str, fl
     already flattened to bytes and sent with ``sendmail``, as eventwatch's prepared ones are.
     """
     due = datetime.now(UTC).replace(microsecond=0)
-    plan = planner.reminders((calendar(due, shape),), ReminderPolicy())
+    plan = policy.reminders((calendar(due, shape),), ReminderPolicy())
     made = [messages.build(r, SENDER, sent_at=due, ics=ICS) for r in plan]
     flattened = [messages.outgoing(m) for m in made] if flat else []
 
@@ -203,9 +203,9 @@ def smtp_source(port: int, size: int) -> float:
 def main() -> None:
     loops = ["asyncio"] + (["uvloop"] if uvloop is not None else [])
     postfix = shutil.which("smtp-sink") and shutil.which("smtp-source")
-    due = datetime.now(UTC)
+    due = datetime.now(UTC).replace(microsecond=0)
     size = len(messages.build(
-        planner.reminders((calendar(due, "one event"),), ReminderPolicy())[0],
+        policy.reminders((calendar(due, "one event"),), ReminderPolicy())[0],
         SENDER, sent_at=due, ics=ICS,
     ).as_bytes())
     print(f"# reminders: {COUNT} due at one instant, {CONNECTIONS} connections, "
