@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
@@ -228,17 +228,26 @@ def summit_reminder(offset: str = "P1D") -> policy.Reminder:
     return found
 
 
-@dataclass(frozen=True)
-class Row:
-    """A ledger row as the policy reads it, without a database."""
+A_ROW = policy.Row(
+    key="k",
+    event_uid="cal/summit",
+    recipient="ops@example.org",
+    kind=Kind.REMINDER,
+    offset="P1D",
+    sequence=None,
+    due=DUE,
+    status=Status.SENDING,
+    attempts=1,
+    next_attempt=None,
+    last_error=None,
+    message_id=None,
+    sent_at=None,
+)
 
-    key: str = "k"
-    recipient: str = "ops@example.org"
-    kind: str = Kind.REMINDER
-    due: datetime = DUE
-    status: str = Status.SENDING
-    attempts: int = 1
-    last_error: str | None = None
+
+def claimed(**changes: Any) -> policy.Row:  # noqa: ANN401
+    """A ledger row as the policy reads it, made without a database."""
+    return replace(A_ROW, **changes)
 
 
 class TestOnClaim:
@@ -246,31 +255,31 @@ class TestOnClaim:
 
     def test_on_time_is_sent_and_not_late(self) -> None:
         """A first attempt at its due instant is sent, not marked late."""
-        row = Row(due=summit_reminder().due)
+        row = claimed(due=summit_reminder().due)
         assert policy.on_claim(row, summit_reminder(), row.due, CATCH_UP) == Send(late=False)
 
     def test_late_after_ten_seconds(self) -> None:
         """Sent more than LATE_AFTER after its due instant, a reminder says it is late."""
-        row = Row(due=summit_reminder().due)
+        row = claimed(due=summit_reminder().due)
         now = row.due + policy.LATE_AFTER + timedelta(seconds=1)
         assert policy.on_claim(row, summit_reminder(), now, CATCH_UP) == Send(late=True)
 
     def test_exactly_late_after_is_on_time(self) -> None:
         """At exactly LATE_AFTER past due a reminder is still on time."""
-        row = Row(due=summit_reminder().due)
+        row = claimed(due=summit_reminder().due)
         now = row.due + policy.LATE_AFTER
         assert policy.on_claim(row, summit_reminder(), now, CATCH_UP) == Send(late=False)
 
     def test_a_row_the_plan_dropped_is_skipped(self) -> None:
         """A claimed row with no planned reminder is skipped as no longer planned."""
-        assert policy.on_claim(Row(), None, utc(2026, 7, 6, 8), CATCH_UP) == Skip(
+        assert policy.on_claim(claimed(), None, utc(2026, 7, 6, 8), CATCH_UP) == Skip(
             "no longer planned"
         )
 
     def test_first_attempt_after_the_start_is_skipped(self) -> None:
         """Nothing is sent once the event has begun; a first attempt is skipped."""
         reminder = summit_reminder()
-        row = Row(due=reminder.due)
+        row = claimed(due=reminder.due)
         assert policy.on_claim(row, reminder, reminder.starts, CATCH_UP) == Skip(
             "the event had begun"
         )
@@ -278,14 +287,14 @@ class TestOnClaim:
     def test_retry_after_the_start_fails_with_its_last_error(self) -> None:
         """A retry whose event has begun fails, keeping the last error in the ledger."""
         reminder = summit_reminder()
-        row = Row(due=reminder.due, attempts=3, last_error="451 busy")
+        row = claimed(due=reminder.due, attempts=3, last_error="451 busy")
         decision = policy.on_claim(row, reminder, reminder.starts, CATCH_UP)
         assert decision == Fail("the event had begun; last error: 451 busy", "the event had begun")
 
     def test_missed_longer_than_catch_up_is_skipped(self) -> None:
         """A first attempt due longer ago than catch_up (eventwatch was down) is skipped."""
         reminder = summit_reminder()
-        row = Row(due=reminder.due)
+        row = claimed(due=reminder.due)
         now = reminder.due + CATCH_UP + timedelta(seconds=1)
         decision = policy.on_claim(row, reminder, now, CATCH_UP)
         assert decision == Skip("due 6:00:01 before it could be sent (catch_up is 6:00:00)")
@@ -294,20 +303,22 @@ class TestOnClaim:
         """Due exactly catch_up ago, a reminder is still caught up, marked late."""
         reminder = summit_reminder()
         now = reminder.due + CATCH_UP
-        assert policy.on_claim(Row(due=reminder.due), reminder, now, CATCH_UP) == Send(late=True)
+        assert policy.on_claim(claimed(due=reminder.due), reminder, now, CATCH_UP) == Send(
+            late=True
+        )
 
     def test_a_retry_is_never_too_late_for_catch_up(self) -> None:
         """A second attempt long after its due instant is still sent while the event is ahead."""
         reminder = summit_reminder()
         now = reminder.due + CATCH_UP * 2
-        row = Row(due=reminder.due, attempts=2)
+        row = claimed(due=reminder.due, attempts=2)
         assert policy.on_claim(row, reminder, now, CATCH_UP) == Send(late=True)
 
     def test_a_notice_is_never_too_late_nor_late(self) -> None:
         """A notice long after it was queued is sent, and never says it is late."""
         event = summit_reminder().event
         notice = policy.notice(event, Kind.CHANGED, 2, "ops@example.org", utc(2026, 7, 1), {})
-        row = Row(kind=Kind.CHANGED, due=notice.due)
+        row = claimed(kind=Kind.CHANGED, due=notice.due)
         now = notice.due + CATCH_UP * 2
         assert policy.on_claim(row, notice, now, CATCH_UP) == Send(late=False)
 
@@ -332,7 +343,7 @@ class TestRetries:
         """A 5xx reply fails the reminder at once with the server's words."""
         reminder = summit_reminder()
         decision = policy.after_failure(
-            Row(), reminder, reminder.due, permanent=True, reply="550 no such user"
+            claimed(), reminder, reminder.due, permanent=True, reply="550 no such user"
         )
         assert decision == Fail("550 no such user", "550 no such user")
 
@@ -341,7 +352,7 @@ class TestRetries:
         reminder = summit_reminder()
         now = reminder.due
         decision = policy.after_failure(
-            Row(attempts=2), reminder, now, permanent=False, reply="451 busy"
+            claimed(attempts=2), reminder, now, permanent=False, reply="451 busy"
         )
         at = now + timedelta(minutes=2)
         assert decision == Retry(at, "451 busy", f"451 busy; next attempt {at:%H:%M:%S}Z")
@@ -350,7 +361,7 @@ class TestRetries:
         """A retry that would fall at or after the event's start fails instead."""
         reminder = summit_reminder("PT1M")
         decision = policy.after_failure(
-            Row(), reminder, reminder.due, permanent=False, reply="451 busy"
+            claimed(), reminder, reminder.due, permanent=False, reply="451 busy"
         )
         assert decision == Fail("451 busy; no time left to retry", "451 busy")
 
@@ -419,11 +430,11 @@ class TestNotices:
         """Recipients sent a reminder of the event get a notice; the others do not."""
         event = summit_reminder().event
         rows = [
-            Row(recipient="b@example.org", status=Status.SENT),
-            Row(recipient="a@example.org", status=Status.SENT),
-            Row(recipient="a@example.org", status=Status.SENT),
-            Row(recipient="c@example.org", status=Status.PENDING),
-            Row(recipient="d@example.org", status=Status.FAILED),
+            claimed(recipient="b@example.org", status=Status.SENT),
+            claimed(recipient="a@example.org", status=Status.SENT),
+            claimed(recipient="a@example.org", status=Status.SENT),
+            claimed(recipient="c@example.org", status=Status.PENDING),
+            claimed(recipient="d@example.org", status=Status.FAILED),
         ]
         owed = policy.notices(event, 2, rows, self.NOW, {})
         assert [n.address for n in owed] == ["a@example.org", "b@example.org"]
@@ -431,13 +442,13 @@ class TestNotices:
     def test_a_notice_sent_is_not_a_reminder(self) -> None:
         """Someone sent only a notice is not owed another notice of the next change."""
         event = summit_reminder().event
-        rows = [Row(recipient="a@example.org", status=Status.SENT, kind=Kind.CHANGED)]
+        rows = [claimed(recipient="a@example.org", status=Status.SENT, kind=Kind.CHANGED)]
         assert policy.notices(event, 3, rows, self.NOW, {}) == []
 
     def test_a_changed_event_owes_a_changed_notice(self) -> None:
         """A confirmed event that changed owes ``changed`` notices, due now."""
         event = summit_reminder().event
-        (owed,) = policy.notices(event, 2, [Row(status=Status.SENT)], self.NOW, {})
+        (owed,) = policy.notices(event, 2, [claimed(status=Status.SENT)], self.NOW, {})
         assert (owed.kind, owed.sequence, owed.due, owed.offset) == (
             Kind.CHANGED,
             2,

@@ -23,8 +23,8 @@ from aiosmtpd.smtp import MISSING
 from eventwatch import messages, policy
 from eventwatch.delivery import SmtpDelivery
 from eventwatch.dispatch import Dispatcher, Outcome
-from eventwatch.ledger import Ledger, Row
-from eventwatch.policy import LATE_AFTER, Status
+from eventwatch.ledger import Ledger
+from eventwatch.policy import LATE_AFTER, Row, Status
 from eventwatch.settings import SmtpSettings
 
 from .helpers import (

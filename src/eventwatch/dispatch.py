@@ -21,9 +21,9 @@ if TYPE_CHECKING:
     from datetime import datetime
 
     from eventwatch.delivery import Delivery
-    from eventwatch.ledger import Ledger, Row
+    from eventwatch.ledger import Ledger
     from eventwatch.models import Event
-    from eventwatch.policy import Reminder
+    from eventwatch.policy import Reminder, Row
     from eventwatch.settings import Settings
 
 log = logs.get("dispatch")

@@ -19,11 +19,11 @@ import sqlalchemy as sa
 from sqlalchemy.exc import SQLAlchemyError
 
 from eventwatch.errors import OperationError, StateError
-from eventwatch.policy import Kind, Standing, Status
+from eventwatch.policy import Changes, Kind, Row, Standing, Status
 from eventwatch.revisions import Revision
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+    from collections.abc import Callable, Iterable, Iterator, Mapping
 
 SCHEMA_VERSION = 3
 DATABASE_FILE = "eventwatch.db"
@@ -108,46 +108,6 @@ class Planned(Protocol):
     @property
     def due(self) -> datetime:
         """The instant it is due."""
-
-
-class Changes(Protocol):
-    """What reconciling must change (``policy.Changes`` is one)."""
-
-    @property
-    def fresh(self) -> Sequence[Planned]:
-        """Planned and not in the ledger: to add as pending."""
-
-    @property
-    def cancel(self) -> Sequence[str]:
-        """Keys of pending reminders to cancel."""
-
-    @property
-    def revive(self) -> Sequence[str]:
-        """Keys of cancelled reminders to make pending again."""
-
-
-@dataclass(frozen=True, slots=True)
-class Row:
-    """One reminder as the ledger holds it."""
-
-    key: str
-    event_uid: str
-    recipient: str
-    kind: Kind
-    offset: str | None
-    sequence: int | None
-    due: datetime
-    status: Status
-    attempts: int
-    next_attempt: datetime | None
-    last_error: str | None
-    message_id: str | None
-    sent_at: datetime | None
-
-    @property
-    def label(self) -> str:
-        """How logs and reports name what it sends: a reminder's offset, a notice's kind."""
-        return str(self.kind) if self.offset is None else self.offset
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from enum import StrEnum
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 from eventwatch.models import Recipient, Timing, in_start_order
 from eventwatch.models import Status as EventStatus
@@ -105,36 +105,28 @@ class Reminder:
         return self.due.astimezone(self.event.zone)
 
 
-class Attempt(Protocol):
-    """What the policy reads of a ledger row (``ledger.Row`` is one)."""
+@dataclass(frozen=True, slots=True)
+class Row:
+    """One reminder or notice as the ledger holds it."""
+
+    key: str
+    event_uid: str
+    recipient: str
+    kind: Kind
+    offset: str | None
+    sequence: int | None
+    due: datetime
+    status: Status
+    attempts: int
+    next_attempt: datetime | None
+    last_error: str | None
+    message_id: str | None
+    sent_at: datetime | None
 
     @property
-    def key(self) -> str:
-        """Its identity: the same reminder is planned with the same key."""
-
-    @property
-    def recipient(self) -> str:
-        """The address it goes to."""
-
-    @property
-    def kind(self) -> str:
-        """A reminder, or the kind of notice."""
-
-    @property
-    def due(self) -> datetime:
-        """The instant it is due."""
-
-    @property
-    def status(self) -> str:
-        """Where it stands."""
-
-    @property
-    def attempts(self) -> int:
-        """Sends tried so far, counting the one claimed now."""
-
-    @property
-    def last_error(self) -> str | None:
-        """Why the last attempt failed, if it did."""
+    def label(self) -> str:
+        """How logs and reports name what it sends: a reminder's offset, a notice's kind."""
+        return str(self.kind) if self.offset is None else self.offset
 
 
 # What is planned
@@ -287,7 +279,7 @@ class Retry:
 
 
 def on_claim(
-    row: Attempt, reminder: Reminder | None, now: datetime, catch_up: timedelta
+    row: Row, reminder: Reminder | None, now: datetime, catch_up: timedelta
 ) -> Send | Skip | Fail:
     """What to do with a claimed row at ``now``: send it, or settle it without sending.
 
@@ -323,7 +315,7 @@ def backoff(attempts: int) -> timedelta:
 
 
 def after_failure(
-    row: Attempt, reminder: Reminder, now: datetime, *, permanent: bool, reply: str
+    row: Row, reminder: Reminder, now: datetime, *, permanent: bool, reply: str
 ) -> Retry | Fail:
     """What to do after the server refused ``row``'s message at ``now`` with ``reply``.
 
@@ -346,7 +338,7 @@ def notice_kind(event: Event) -> Kind:
     return Kind.CANCELLED if event.status is EventStatus.CANCELLED else Kind.CHANGED
 
 
-def reminded(rows: Iterable[Attempt]) -> list[str]:
+def reminded(rows: Iterable[Row]) -> list[str]:
     """The addresses in ``rows`` that were sent a reminder (not a notice), each once, sorted."""
     return sorted(
         {r.recipient for r in rows if r.status == Status.SENT and r.kind == Kind.REMINDER}
@@ -386,7 +378,7 @@ def notice(  # noqa: PLR0913, PLR0917 - what a notice says, and who the plan nam
 def notices(
     event: Event,
     sequence: int,
-    rows: Iterable[Attempt],
+    rows: Iterable[Row],
     now: datetime,
     known: Mapping[tuple[str, str], Recipient],
 ) -> list[Reminder]:
