@@ -5,7 +5,8 @@ from __future__ import annotations
 import functools
 import os
 import re
-from datetime import time
+import subprocess
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -21,6 +22,7 @@ from eventwatch.settings import Settings
 
 from . import hostile
 from .conftest import SHIPPED_CONFIG
+from .helpers import COMMAND, SECRET, Recorder, Running, Server, reminder_site, wait_for
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -301,6 +303,51 @@ class TestSecrets:
         site.write_config('[smtp]\npassword = "a"\npassword_file = "pw"\n')
         (message,) = problems_of(site.config)
         assert message.endswith("smtp.password_file: set password or password_file, not both")
+
+
+# -- systemd credentials, through the installed command and the running daemon -----------
+
+
+def test_smtp_password_from_credentials_directory(tmp_path: Path) -> None:
+    """$CREDENTIALS_DIRECTORY/smtp-password is the password; it shows nowhere."""
+    recorder = Recorder()
+    server = Server(recorder, auth_require_tls=False)
+    credentials = tmp_path / "credentials"
+    credentials.mkdir()
+    (credentials / "smtp-password").write_text(SECRET + "\n")
+    try:
+        due = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=4)
+        reminder_site(tmp_path, server.port, due, due + timedelta(days=30))
+        config = tmp_path / "config" / "eventwatch.toml"
+        config.write_text(config.read_text() + 'username = "eventwatch"\n')
+        running = Running(tmp_path, {"CREDENTIALS_DIRECTORY": str(credentials)})
+        wait_for(lambda: len(recorder.received) == 1, timeout=20)
+        pages = [running.get(p).text for p in ("/healthz", "/metrics", "/")]
+        code, log = running.stop()
+    finally:
+        server.stop()
+    assert code == 0, log
+    assert recorder.logins == [("eventwatch", SECRET)]
+    for text in [*pages, log]:
+        assert SECRET not in text
+
+
+def test_unreadable_credential_is_a_one_line_error(tmp_path: Path) -> None:
+    """A credential that cannot be read stops the start with exit 2, naming it."""
+    credentials = tmp_path / "credentials"
+    (credentials / "smtp-password").mkdir(parents=True)  # a folder: cannot be read as a file
+    reminder_site(tmp_path, 25, datetime.now(UTC), datetime.now(UTC))
+    done = subprocess.run(
+        [str(COMMAND), "--config", str(tmp_path / "config" / "eventwatch.toml"), "check"],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=os.environ | {"CREDENTIALS_DIRECTORY": str(credentials)},
+    )
+    assert done.returncode == 2
+    (line,) = done.stderr.splitlines()
+    assert "smtp.password" in line
+    assert "smtp-password" in line
 
 
 CANARY = "canary-5e1b7d"

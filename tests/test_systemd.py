@@ -1,9 +1,8 @@
-"""Under systemd: sd_notify, the watchdog, SIGHUP reloads, credentials and the unit file."""
+"""Under systemd: sd_notify, the watchdog, socket activation, SIGHUP reloads and the unit file."""
 
 from __future__ import annotations
 
 import itertools
-import json
 import os
 import re
 import shutil
@@ -13,7 +12,7 @@ import statistics
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
@@ -24,14 +23,10 @@ from eventwatch.errors import OperationError
 
 from .helpers import (
     COMMAND,
-    SECRET,
     Listener,
-    Recorder,
     Running,
-    Server,
     free_port,
     metric,
-    reminder_site,
     wait_for,
 )
 
@@ -263,58 +258,6 @@ def test_sighup_with_a_broken_file_keeps_the_last_good_then_recovers(
     assert code == 0
     assert "calendars/nato-2026.toml" in log
     assert "events[2].timezone" in log
-
-
-def test_smtp_password_from_credentials_directory(tmp_path: Path) -> None:
-    """$CREDENTIALS_DIRECTORY/smtp-password is the password; it shows nowhere."""
-    recorder = Recorder()
-    server = Server(recorder, auth_require_tls=False)
-    credentials = tmp_path / "credentials"
-    credentials.mkdir()
-    (credentials / "smtp-password").write_text(SECRET + "\n")
-    try:
-        due = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=4)
-        reminder_site(tmp_path, server.port, due, due + timedelta(days=30))
-        config = tmp_path / "config" / "eventwatch.toml"
-        config.write_text(config.read_text() + 'username = "eventwatch"\n')
-        running = Running(tmp_path, {"CREDENTIALS_DIRECTORY": str(credentials)})
-        wait_for(lambda: len(recorder.received) == 1, timeout=20)
-        pages = [running.get(p).text for p in ("/healthz", "/metrics", "/")]
-        code, log = running.stop()
-    finally:
-        server.stop()
-    assert code == 0, log
-    assert recorder.logins == [("eventwatch", SECRET)]
-    for text in [*pages, log]:
-        assert SECRET not in text
-
-
-def test_unreadable_credential_is_a_one_line_error(tmp_path: Path) -> None:
-    """A credential that cannot be read stops the start with exit 2, naming it."""
-    credentials = tmp_path / "credentials"
-    (credentials / "smtp-password").mkdir(parents=True)  # a folder: cannot be read as a file
-    reminder_site(tmp_path, 25, datetime.now(UTC), datetime.now(UTC))
-    done = subprocess.run(
-        [str(COMMAND), "--config", str(tmp_path / "config" / "eventwatch.toml"), "check"],
-        capture_output=True,
-        text=True,
-        check=False,
-        env=os.environ | {"CREDENTIALS_DIRECTORY": str(credentials)},
-    )
-    assert done.returncode == 2
-    (line,) = done.stderr.splitlines()
-    assert "smtp.password" in line
-    assert "smtp-password" in line
-
-
-def test_json_logs_one_object_a_line(root: Path) -> None:
-    """[log] format = "json": every line of the daemon's log is a JSON object with a level."""
-    running = Running(root, {"EVENTWATCH_LOG__FORMAT": "json", "EVENTWATCH_LOG__LEVEL": "INFO"})
-    code, log = running.stop()
-    assert code == 0
-    lines = [json.loads(line) for line in log.splitlines()]
-    assert {"level", "component", "event"} <= set(lines[0])
-    assert any(line["event"] == "ready" and "address" in line for line in lines)
 
 
 # -- the unit file ----------------------------------------------------------------------------
