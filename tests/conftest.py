@@ -141,6 +141,12 @@ def run(capsys: pytest.CaptureFixture[str]) -> Runner:
 
 
 @pytest.fixture
+def shipped(tmp_path: Path) -> tuple[str, ...]:
+    """The shipped config, with a state folder of the test's own (never the clone's)."""
+    return ("--config", str(SHIPPED_CONFIG), "--set", f"state_dir={tmp_path / 'state'}")
+
+
+@pytest.fixture
 def root(tmp_path: Path) -> Path:
     """A copy of the shipped config and calendars, with its own state."""
     shutil.copytree(SHIPPED_CONFIG.parent, tmp_path / "config")

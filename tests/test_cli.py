@@ -16,7 +16,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import ical.calendar_stream
 import pytest
 
 from eventwatch import __version__, inputs, policy
@@ -30,12 +29,6 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
     from .conftest import Runner
-
-
-@pytest.fixture
-def shipped(tmp_path: Path) -> tuple[str, ...]:
-    """The shipped config, with a state folder of the test's own (never the clone's)."""
-    return ("--config", str(SHIPPED_CONFIG), "--set", f"state_dir={tmp_path / 'state'}")
 
 
 class TestShipped:
@@ -260,51 +253,6 @@ def test_bad_input_exits_2_naming_the_file(site: Site, kind: str, text: str, exp
     assert len(lines) == 1, lines
     assert lines[0].startswith(expected), lines[0]
     assert "Traceback" not in done.stderr
-
-
-def test_simulate_writes_the_six_shipped_reminders(
-    run: Runner, tmp_path: Path, shipped: tuple[str, ...]
-) -> None:
-    """simulate over the first half of 2026 writes 6 dated messages with the event attached."""
-    out = tmp_path / "outbox"
-    result = run(
-        *shipped,
-        "simulate",
-        "--from",
-        "2026-01-01T00:00:00Z",
-        "--until",
-        "2026-07-09T00:00:00Z",
-        "--out",
-        str(out),
-    )
-    assert result.code == 0, result.err
-    assert result.out.splitlines()[-1] == f"6 messages written to {out}"
-    box = mailbox.Maildir(out, factory=_parsed, create=False)
-    found = sorted((m["Date"].datetime, m["Subject"], m) for m in box)
-    ministerial = "NATO Defence Ministers' Meeting in {} (Thu 12 Feb 2026, NATO Headquarters, "
-    summit = "NATO Summit 2026 in {} (Tue 7 Jul 2026, Ankara, Türkiye)"
-    assert [(d.isoformat(), s) for d, s, _ in found] == [
-        ("2026-01-13T08:00:00+00:00", "Reminder: " + ministerial.format("30 days") + BELGIUM),
-        ("2026-02-05T08:00:00+00:00", "Reminder: " + ministerial.format("7 days") + BELGIUM),
-        ("2026-02-11T08:00:00+00:00", "Reminder: " + ministerial.format("1 day") + BELGIUM),
-        ("2026-06-07T06:00:00+00:00", "Reminder: " + summit.format("30 days")),
-        ("2026-06-30T06:00:00+00:00", "Reminder: " + summit.format("7 days")),
-        ("2026-07-06T06:00:00+00:00", "Reminder: " + summit.format("1 day")),
-    ]
-    for _, _, message in found:
-        (attachment,) = list(message.iter_attachments())
-        content = attachment.get_content()
-        text = content.decode() if isinstance(content, bytes) else content
-        (event,) = ical.calendar_stream.IcsCalendarStream.calendar_from_ics(text).events
-        assert event.uid.startswith("nato-2026/")
-
-
-BELGIUM = "Brussels, Belgium)"
-
-
-def _parsed(handle: object) -> email.message.EmailMessage:
-    """A Maildir message parsed with the modern policy."""
-    return email.message_from_binary_file(handle, policy=email.policy.default)  # type: ignore[arg-type, return-value]
 
 
 def test_plan_shows_ledger_status(run: Runner, shipped: tuple[str, ...], tmp_path: Path) -> None:
