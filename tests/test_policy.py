@@ -7,6 +7,8 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from eventwatch import calendars, policy
 from eventwatch.models import Calendar, Offset, Recipient, ReminderPolicy
@@ -338,6 +340,11 @@ class TestRetries:
     def test_backoff_doubles_to_an_hour(self, attempts: int, minutes: int) -> None:
         """1 minute, doubling, never more than an hour."""
         assert policy.backoff(attempts) == timedelta(minutes=minutes)
+
+    @given(attempts=st.integers(min_value=0, max_value=10**12))
+    def test_backoff_stays_within_a_minute_and_an_hour(self, attempts: int) -> None:
+        """However many attempts a row has had, the wait is 1 minute to 1 hour, never an error."""
+        assert policy.FIRST_RETRY <= policy.backoff(attempts) <= policy.LAST_RETRY
 
     def test_a_permanent_refusal_is_final(self) -> None:
         """A 5xx reply fails the reminder at once with the server's words."""

@@ -190,3 +190,27 @@ def test_the_command_refuses_an_end_before_the_start(
     assert (result.code, result.out) == (2, "")
     assert result.err == "--until: must be after --from\n"
     assert not (tmp_path / "outbox").exists()
+
+
+def test_a_missing_out_folder_is_made_with_its_parents(
+    loaded: inputs.Inputs, tmp_path: Path
+) -> None:
+    """--out under folders that do not exist yet is made, as export makes its folder."""
+    out = tmp_path / "missing" / "parent" / "out"
+    timeline = simulate(loaded, at("2026-01-13T00:00"), at("2026-01-14T00:00"), out)
+    assert [o.result for o in timeline] == ["sent"]
+    assert len(subjects(out)) == 1
+
+
+def test_an_out_folder_that_cannot_be_made_is_one_line_and_exit_1(
+    run: Runner, tmp_path: Path, shipped: tuple[str, ...]
+) -> None:
+    """--out under a plain file stops at once with one line naming it, no run, no traceback."""
+    (tmp_path / "file").write_text("not a folder")
+    out = tmp_path / "file" / "out"
+    result = run(
+        *shipped, "simulate", "--from", "2026-01-01T00:00:00Z", "--until", "2026-08-01T00:00:00Z",
+        "--out", str(out),
+    )  # fmt: skip
+    assert (result.code, result.out) == (1, "")
+    assert result.err == f"{tmp_path / 'file'}: cannot write: File exists\n"

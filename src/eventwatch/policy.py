@@ -311,7 +311,8 @@ def cannot_make(reason: str) -> Fail:
 
 def backoff(attempts: int) -> timedelta:
     """The wait before attempt ``attempts + 1``: 1 minute, doubling, at most 1 hour."""
-    return min(FIRST_RETRY * (1 << max(attempts - 1, 0)), LAST_RETRY)
+    doublings = min(max(attempts - 1, 0), 32)  # past a few, only the cap matters: no overflow
+    return min(FIRST_RETRY * (1 << doublings), LAST_RETRY)
 
 
 def after_failure(

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from eventwatch import feeds, policy, publication
 from eventwatch.delivery import MaildirDelivery
 from eventwatch.dispatch import Dispatcher, Outcome
+from eventwatch.errors import OperationError
 from eventwatch.ledger import Ledger
 
 if TYPE_CHECKING:
@@ -35,8 +36,15 @@ async def _run(
 
 
 def simulate(loaded: Inputs, start: datetime, until: datetime, out: Path) -> list[Outcome]:
-    """Send, into the Maildir ``out``, every reminder due from ``start`` until ``until``."""
+    """Send, into the Maildir ``out``, every reminder due from ``start`` until ``until``.
+
+    ``out``'s parents are made if need be; ``OperationError`` if it cannot be.
+    """
     settings = loaded.settings
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)  # the Maildir makes its own folder
+    except OSError as exc:
+        raise OperationError(f"{exc.filename or out}: cannot write: {exc.strerror}") from exc
     with tempfile.TemporaryDirectory(prefix="eventwatch-simulate-") as folder:
         ledger = Ledger.in_folder(Path(folder))
         try:
