@@ -27,9 +27,9 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 from prometheus_client.parser import text_string_to_metric_families
 
-from eventwatch import daemon, feeds, httpserver, revisions
+from eventwatch import daemon, feeds, httpserver, messages, policy, revisions
 from eventwatch.ledger import Ledger
-from eventwatch.models import Calendar
+from eventwatch.models import Calendar, ReminderPolicy
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator, Sequence
@@ -511,3 +511,69 @@ def calendar(*events: dict[str, Any]) -> Calendar:
     return Calendar.model_validate(
         {"id": "cal", "name": "Cal", "timezone": "Europe/Brussels", "events": list(events)},
     )
+
+
+# Reminders and their messages, as the reminder-side tests make them.
+
+SENDER = messages.Sender("eventwatch <eventwatch@example.org>")
+SENT = datetime(2026, 6, 30, 6, 0, tzinfo=UTC)
+
+
+def reminder(
+    offset: str = "P7D",
+    name: str = "Duty officer",
+    address: str = "duty@example.org",
+    **event: Any,  # noqa: ANN401
+) -> policy.Reminder:
+    """The ``offset`` reminder of one event (the summit unless told otherwise) to one person."""
+    table = {
+        "id": "summit-2026-07",
+        "title": "NATO Summit 2026",
+        "start": date(2026, 7, 7),
+        "end": date(2026, 7, 8),
+        "location": "Ankara, Türkiye",
+        "timezone": "Europe/Istanbul",
+    } | event
+    cal = Calendar.model_validate(
+        {
+            "id": "nato-2026",
+            "name": "NATO",
+            "timezone": "Europe/Brussels",
+            "reminders": {
+                "offsets": [offset],
+                "recipients": [
+                    {"address": address, "name": name, "timezone": "America/New_York"},
+                ],
+            },
+            "events": [table],
+        },
+    )
+    (found,) = policy.reminders((cal,), ReminderPolicy())
+    return found
+
+
+def ics_of(r: policy.Reminder) -> bytes:
+    """The one-event calendar attached to ``r``'s message."""
+    entry = feeds.Entry(r.event, revisions.revise(r.event, None, SENT))
+    return (
+        feeds.Renderer().render(feeds.Header(r.event.title, "", timedelta(hours=1)), [entry]).body
+    )
+
+
+DUE = datetime(2026, 7, 6, 6, 0, tzinfo=UTC)  # P1D before the summit, 09:00 Istanbul
+STARTS = datetime(2026, 7, 7, 6, 0, tzinfo=UTC)
+
+
+def plan(recipients: int = 1) -> list[policy.Reminder]:
+    """The summit's P1D reminder for one recipient (or ``recipients``)."""
+    addresses = ["duty@example.org"] + [f"r{n}@example.org" for n in range(1, recipients)]
+    cal = Calendar.model_validate(
+        {
+            "id": "nato-2026",
+            "name": "NATO",
+            "timezone": "Europe/Istanbul",
+            "reminders": {"offsets": ["P1D"], "recipients": [{"address": a} for a in addresses]},
+            "events": [{"id": "summit", "title": "Summit", "start": date(2026, 7, 7)}],
+        },
+    )
+    return policy.reminders((cal,), ReminderPolicy())

@@ -335,6 +335,14 @@ LEDGER_DAMAGE = {
         ),
         "a status eventwatch does not know: ['lost']",
     ),
+    "unknown kind": (
+        lambda db: _run_sql(
+            db,
+            'INSERT INTO reminders (key, event_uid, recipient, kind, due, status, attempts)'
+            " VALUES ('k', 'u', 'r@example.org', 'postcard', 0, 'pending', 0)",
+        ),
+        "a kind eventwatch does not know: ['postcard']",
+    ),
     "instant out of range": (
         lambda db: _run_sql(db, "UPDATE reminders SET due = 9223372036854775807"),
         "reminders.due values are not instants eventwatch wrote",

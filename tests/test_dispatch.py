@@ -6,7 +6,7 @@ import asyncio
 import email
 import email.policy
 import mailbox
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 import pytest
@@ -18,27 +18,11 @@ from eventwatch.ledger import Ledger
 from eventwatch.models import Calendar, ReminderPolicy
 from eventwatch.policy import Status
 
+from .helpers import DUE, STARTS, plan
+
 if TYPE_CHECKING:
     from email.message import EmailMessage
     from pathlib import Path
-
-DUE = datetime(2026, 7, 6, 6, 0, tzinfo=UTC)  # P1D before the summit, 09:00 Istanbul
-STARTS = datetime(2026, 7, 7, 6, 0, tzinfo=UTC)
-
-
-def plan(recipients: int = 1) -> list[policy.Reminder]:
-    """The summit's P1D reminder for one recipient (or ``recipients``)."""
-    addresses = ["duty@example.org"] + [f"r{n}@example.org" for n in range(1, recipients)]
-    cal = Calendar.model_validate(
-        {
-            "id": "nato-2026",
-            "name": "NATO",
-            "timezone": "Europe/Istanbul",
-            "reminders": {"offsets": ["P1D"], "recipients": [{"address": a} for a in addresses]},
-            "events": [{"id": "summit", "title": "Summit", "start": date(2026, 7, 7)}],
-        },
-    )
-    return policy.reminders((cal,), ReminderPolicy())
 
 
 class Refusing:

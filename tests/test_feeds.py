@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
 from zoneinfo import ZoneInfo
 
 import ical.calendar_stream
@@ -15,29 +14,9 @@ from eventwatch import calendars, feeds, revisions, wording
 from eventwatch.models import Calendar
 
 from .conftest import SHIPPED_CALENDARS
+from .helpers import HEADER, calendar, entries_of, render
 
-STAMP = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
-HEADER = feeds.Header("Test", "A feed", timedelta(hours=1))
 TRICKY = 'Comma, semicolon; backslash \\ quote " colon: é ß Ж 中文 😀🇧🇪'
-
-
-def entries_of(*cals: Calendar, alarms: tuple[timedelta, ...] = ()) -> list[feeds.Entry]:
-    """Each event with a first revision stamped ``STAMP``."""
-    return [
-        feeds.Entry(e, revisions.revise(e, None, STAMP), alarms) for c in cals for e in c.events
-    ]
-
-
-def render(*cals: Calendar, **kwargs: Any) -> bytes:  # noqa: ANN401
-    """The feed of ``cals``."""
-    return feeds.Renderer().render(HEADER, entries_of(*cals, **kwargs)).body
-
-
-def calendar(*events: dict[str, Any]) -> Calendar:
-    """A Brussels calendar ``cal`` with the given events."""
-    return Calendar.model_validate(
-        {"id": "cal", "name": "Cal", "timezone": "Europe/Brussels", "events": list(events)},
-    )
 
 
 @pytest.fixture(scope="module")

@@ -7,8 +7,7 @@ import email.header
 import email.policy
 import email.utils
 import re
-from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from datetime import date, datetime
 
 import ical.calendar_stream
 import pytest
@@ -16,53 +15,10 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from eventwatch import feeds, messages, policy, revisions
+from eventwatch import messages, policy
 from eventwatch.errors import MessageError
-from eventwatch.models import Calendar, ReminderPolicy
 
-SENDER = messages.Sender("eventwatch <eventwatch@example.org>")
-SENT = datetime(2026, 6, 30, 6, 0, tzinfo=UTC)
-
-
-def reminder(
-    offset: str = "P7D",
-    name: str = "Duty officer",
-    address: str = "duty@example.org",
-    **event: Any,  # noqa: ANN401
-) -> policy.Reminder:
-    """The ``offset`` reminder of one event (the summit unless told otherwise) to one person."""
-    table = {
-        "id": "summit-2026-07",
-        "title": "NATO Summit 2026",
-        "start": date(2026, 7, 7),
-        "end": date(2026, 7, 8),
-        "location": "Ankara, Türkiye",
-        "timezone": "Europe/Istanbul",
-    } | event
-    cal = Calendar.model_validate(
-        {
-            "id": "nato-2026",
-            "name": "NATO",
-            "timezone": "Europe/Brussels",
-            "reminders": {
-                "offsets": [offset],
-                "recipients": [
-                    {"address": address, "name": name, "timezone": "America/New_York"},
-                ],
-            },
-            "events": [table],
-        },
-    )
-    (found,) = policy.reminders((cal,), ReminderPolicy())
-    return found
-
-
-def ics_of(r: policy.Reminder) -> bytes:
-    """The one-event calendar attached to ``r``'s message."""
-    entry = feeds.Entry(r.event, revisions.revise(r.event, None, SENT))
-    return (
-        feeds.Renderer().render(feeds.Header(r.event.title, "", timedelta(hours=1)), [entry]).body
-    )
+from .helpers import SENDER, SENT, ics_of, reminder
 
 
 def build(r: policy.Reminder, *, late: bool = False) -> email.message.EmailMessage:

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from eventwatch import feeds, messages, pages, publication
 from eventwatch.models import Calendar, ReminderPolicy
 
-from .test_messages import SENDER, SENT, ics_of, reminder
+from .helpers import SENDER, SENT, ics_of, reminder
 
 if TYPE_CHECKING:
     from collections.abc import Iterable

@@ -18,8 +18,7 @@ from eventwatch.ledger import Ledger
 from eventwatch.policy import Status
 from eventwatch.reminders import Reminders
 
-from .test_cli import HOSTILE_CALENDAR
-from .test_delivery import Recorder, Server
+from .helpers import HOSTILE_CALENDAR, Recorder, Server
 
 if TYPE_CHECKING:
     import pytest

@@ -28,15 +28,17 @@ from eventwatch.policy import LATE_AFTER, Row, Status
 from eventwatch.settings import SmtpSettings
 
 from .helpers import (
+    DUE,
     SECRET,
+    STARTS,
     Recorder,
     Running,
     Server,
+    plan,
     reminder_site,
     server_context,
     wait_for,
 )
-from .test_dispatch import DUE, STARTS, plan
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
