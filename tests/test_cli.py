@@ -338,7 +338,7 @@ LEDGER_DAMAGE = {
     "unknown kind": (
         lambda db: _run_sql(
             db,
-            'INSERT INTO reminders (key, event_uid, recipient, kind, due, status, attempts)'
+            "INSERT INTO reminders (key, event_uid, recipient, kind, due, status, attempts)"
             " VALUES ('k', 'u', 'r@example.org', 'postcard', 0, 'pending', 0)",
         ),
         "a kind eventwatch does not know: ['postcard']",
