@@ -27,7 +27,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 from prometheus_client.parser import text_string_to_metric_families
 
-from eventwatch import daemon, feeds, httpserver, messages, policy, revisions
+from eventwatch import daemon, feeds, httpserver, messages, policy, publication, revisions, web
 from eventwatch.ledger import Ledger
 from eventwatch.models import Calendar, ReminderPolicy
 
@@ -577,3 +577,15 @@ def plan(recipients: int = 1) -> list[policy.Reminder]:
         },
     )
     return policy.reminders((cal,), ReminderPolicy())
+
+
+@contextlib.contextmanager
+def published(folder: Path) -> Iterator[web.State]:
+    """What the web app serves: the two ``calendars``, revisions in a real state database."""
+    ledger = Ledger.in_folder(folder / "state")
+    options = publication.Options(timedelta(hours=1), alarms=False, defaults=ReminderPolicy())
+    built = publication.build(calendars(), options, ledger, feeds.Renderer(), NOW)
+    try:
+        yield web.State(built, "https://cal.example.org/", max_age=300, gzip=True, last_reload=NOW)
+    finally:
+        ledger.close()

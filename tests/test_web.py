@@ -4,11 +4,6 @@ from __future__ import annotations
 
 import email.utils
 import gzip
-import http.client
-import logging
-import select
-import socket
-import time
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -16,14 +11,12 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from eventwatch import feeds, publication, web
+from eventwatch import web
 from eventwatch.errors import OperationError
-from eventwatch.ledger import Ledger
 from eventwatch.metrics import Metrics
-from eventwatch.models import ReminderPolicy
 from eventwatch.reminders import Health
 
-from .helpers import NOW, calendars, serving, serving_as_daemon
+from .helpers import NOW, published, serving
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -33,11 +26,8 @@ if TYPE_CHECKING:
 @pytest.fixture
 def state(tmp_path: Path) -> Iterator[web.State]:
     """A publication of the two calendars, with revisions in a real state database."""
-    ledger = Ledger.in_folder(tmp_path / "state")
-    options = publication.Options(timedelta(hours=1), alarms=False, defaults=ReminderPolicy())
-    built = publication.build(calendars(), options, ledger, feeds.Renderer(), NOW)
-    yield web.State(built, "https://cal.example.org/", max_age=300, gzip=True, last_reload=NOW)
-    ledger.close()
+    with published(tmp_path) as made:
+        yield made
 
 
 @pytest.fixture
@@ -296,130 +286,6 @@ class TestHealthAndMetrics:
             answer = httpx.get(f"{url}/metrics")
         assert answer.status_code == 200
         assert "eventwatch_ledger_up 0.0" in answer.text
-
-
-BOUND = 1.0
-"""The request timeout these tests serve with: short, so that the slow clients are quick."""
-
-
-def until_closed(sock: socket.socket, *, began: float) -> tuple[float, bytes]:
-    """Send a byte ("a") every 0.1 s until the server closes; the seconds since ``began``.
-
-    Also what the server sent meanwhile. Fails the test if the server still holds on after 5 s.
-    """
-    received = b""
-    while time.monotonic() - began < 5:
-        readable, _, _ = select.select([sock], [], [], 0.1)
-        try:
-            if not readable:
-                sock.sendall(b"a")
-                continue
-            got = sock.recv(65536)
-        except (BrokenPipeError, ConnectionResetError):
-            got = b""
-        if not got:
-            return time.monotonic() - began, received
-        received += got
-    pytest.fail(f"the server still holds the connection after {time.monotonic() - began:.1f} s")
-
-
-def warnings_and_worse(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
-    """What the server logged at WARNING or above, once it has finished with the connection."""
-    time.sleep(0.2)
-    return [record for record in caplog.records if record.levelno >= logging.WARNING]
-
-
-class TestSlowAndMalformedClients:
-    """Clients that send slowly or send nonsense, against the daemon's own server."""
-
-    def test_slow_request_head_is_dropped(self, state: web.State) -> None:
-        """A client trickling its request head is cut off at the bound; others are served."""
-        with serving_as_daemon(web.create_app(state, lambda: NOW), BOUND) as (host, port):
-            began = time.monotonic()  # before the server's clock starts, at the connection
-            slow = socket.create_connection((host, port))
-            slow.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: ")
-            assert httpx.get(f"http://{host}:{port}/healthz").status_code == 200
-            seconds, answer = until_closed(slow, began=began)
-            slow.close()
-        assert BOUND <= seconds < BOUND + 1.5
-        assert answer == b""
-
-    def test_silent_connection_is_dropped(self, state: web.State) -> None:
-        """A connection that never sends a byte is closed at the bound."""
-        with serving_as_daemon(web.create_app(state, lambda: NOW), BOUND) as (host, port):
-            began = time.monotonic()
-            with socket.create_connection((host, port)) as silent:
-                silent.settimeout(5)
-                assert silent.recv(1) == b""
-            seconds = time.monotonic() - began
-        assert BOUND <= seconds < BOUND + 1.5
-
-    def test_slow_request_body_is_dropped(self, state: web.State) -> None:
-        """A client trickling a body its request announced is cut off at the bound."""
-        with serving_as_daemon(web.create_app(state, lambda: NOW), BOUND) as (host, port):
-            began = time.monotonic()
-            slow = socket.create_connection((host, port))
-            slow.sendall(b"POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n")
-            seconds, answer = until_closed(slow, began=began)
-            slow.close()
-        assert BOUND <= seconds < BOUND + 1.5
-        assert answer.startswith(b"HTTP/1.1 405 ")  # answered at once, then cut off all the same
-
-    def test_keep_alive_outlasts_the_bound(self, state: web.State) -> None:
-        """A kept-alive connection idles longer than the bound between requests, and lives on.
-
-        The wait between requests is uvicorn's keep-alive timeout (5 s), not the bound.
-        """
-        with serving_as_daemon(web.create_app(state, lambda: NOW), BOUND) as (host, port):
-            connection = http.client.HTTPConnection(host, port, timeout=5)
-            connection.connect()
-            first = connection.sock
-            statuses = []
-            for pause in (1.5 * BOUND, 0):
-                connection.request("GET", "/healthz")
-                with connection.getresponse() as response:
-                    response.read()
-                    statuses.append(response.status)
-                time.sleep(pause)
-            same = connection.sock is first  # http.client would have opened another
-            connection.close()
-        assert statuses == [200, 200]
-        assert same
-
-    @pytest.mark.parametrize(
-        ("method", "path"),
-        [("GET", "/"), ("POST", "/"), ("GET", "/feeds/alpha.ics"), ("POST", "/feeds/alpha.ics"),
-         ("PUT", "/healthz"), ("GET", "/nowhere")],
-    )  # fmt: skip
-    def test_malformed_chunked_body_is_400(
-        self, state: web.State, caplog: pytest.LogCaptureFixture, method: str, path: str
-    ) -> None:
-        """A bad chunk-size line answers 400, logged as one short warning with no traceback."""
-        request = f"{method} {path} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
-        with serving_as_daemon(web.create_app(state, lambda: NOW)) as address:
-            with socket.create_connection(address, timeout=5) as sock:
-                sock.sendall(request.encode() + b"zz\r\nabc\r\n0\r\n\r\n")
-                answer = b"".join(iter(lambda: sock.recv(65536), b""))
-            logged = warnings_and_worse(caplog)
-        assert answer.startswith(b"HTTP/1.1 400 ")
-        assert [r.getMessage() for r in logged] == ["Invalid HTTP request received."]
-        assert not any(r.exc_info for r in logged)
-
-    def test_malformed_chunk_after_the_answer_closes(
-        self, state: web.State, caplog: pytest.LogCaptureFixture
-    ) -> None:
-        """A bad chunk after the answer closes the connection, with one short warning."""
-        request = b"GET /healthz HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
-        with serving_as_daemon(web.create_app(state, lambda: NOW)) as address:
-            with socket.create_connection(address, timeout=5) as sock:
-                sock.sendall(request)
-                assert sock.recv(65536).startswith(b"HTTP/1.1 200 ")
-                sock.sendall(b"zz\r\nabc\r\n0\r\n\r\n")
-                rest = b"".join(iter(lambda: sock.recv(65536), b""))
-            logged = warnings_and_worse(caplog)
-        assert rest == b""
-        assert [r.getMessage() for r in logged] == ["Invalid HTTP request received."]
-        assert not any(r.exc_info for r in logged)
 
 
 @pytest.mark.parametrize(
