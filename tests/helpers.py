@@ -22,13 +22,14 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
+import sqlalchemy as sa
 import uvicorn
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 from prometheus_client.parser import text_string_to_metric_families
 
 from eventwatch import daemon, feeds, httpserver, messages, policy, publication, revisions, web
-from eventwatch.ledger import Ledger
+from eventwatch.ledger import DATABASE_FILE, Ledger
 from eventwatch.models import Calendar, ReminderPolicy
 
 if TYPE_CHECKING:
@@ -589,3 +590,38 @@ def published(folder: Path) -> Iterator[web.State]:
         yield web.State(built, "https://cal.example.org/", max_age=300, gzip=True, last_reload=NOW)
     finally:
         ledger.close()
+
+
+def version_2_ledger(
+    folder: Path, *, status: str = "pending", notice: str = "u|changed|4|a@example.org"
+) -> None:
+    """A schema 2 ledger in ``folder``: a sent reminder, and a ``status`` notice, key ``notice``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    engine = sa.create_engine(f"sqlite:///{folder / DATABASE_FILE}")
+    with engine.begin() as connection:
+        for sql in (
+            "CREATE TABLE schema_version (version INTEGER NOT NULL)",
+            "INSERT INTO schema_version VALUES (2)",
+            (
+                "CREATE TABLE revisions (uid VARCHAR(300) PRIMARY KEY, sequence INTEGER "
+                "NOT NULL, major VARCHAR(64) NOT NULL, content VARCHAR(64) NOT NULL, "
+                "modified BIGINT NOT NULL)"
+            ),
+            (
+                "CREATE TABLE reminders (key VARCHAR(700) PRIMARY KEY, event_uid VARCHAR(300) "
+                'NOT NULL, recipient VARCHAR(320) NOT NULL, "offset" VARCHAR(40) NOT NULL, '
+                "due BIGINT NOT NULL, status VARCHAR(10) NOT NULL, attempts INTEGER NOT NULL, "
+                "next_attempt BIGINT, last_error TEXT, message_id VARCHAR(300), sent_at BIGINT)"
+            ),
+            "CREATE INDEX reminders_by_status_due ON reminders (status, due)",
+            (
+                "INSERT INTO reminders VALUES ('u|20260707T060000Z|P1D|a@example.org', 'u', "
+                "'a@example.org', 'P1D', 100, 'sent', 1, NULL, NULL, '<m@x>', 100)"
+            ),
+            (
+                f"INSERT INTO reminders VALUES ('{notice}', 'u', "  # noqa: S608 - test values
+                f"'a@example.org', 'changed', 200, '{status}', 0, NULL, NULL, NULL, NULL)"
+            ),
+        ):
+            connection.execute(sa.text(sql))
+    engine.dispose()

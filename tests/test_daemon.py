@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import shutil
 import signal
+import sqlite3
 import subprocess
 import time
 import types
@@ -18,12 +19,15 @@ import pytest
 import vobject
 from aiosmtpd.controller import Controller
 
+from eventwatch import daemon as daemon_module
 from eventwatch import inputs, messages, policy
-from eventwatch.daemon import Daemon, SenderLoop
+from eventwatch.daemon import Daemon, SenderLoop, StateLock, export
 from eventwatch.delivery import SmtpDelivery
 from eventwatch.dispatch import Dispatcher
+from eventwatch.errors import OperationError
 from eventwatch.ledger import Ledger
 
+from .conftest import SHIPPED_CONFIG
 from .helpers import (
     COMMAND,
     STARTED,
@@ -34,6 +38,7 @@ from .helpers import (
     message_id,
     reminder_site,
     statuses,
+    version_2_ledger,
     wait_for,
 )
 
@@ -584,3 +589,53 @@ def test_moving_the_state_folder_needs_a_restart(daemon: Running, root: Path) ->
     code, _ = daemon.stop()
     assert code == 0
     assert not (root / "elsewhere").exists()
+
+
+def _schema(folder: Path) -> int:
+    """The schema version stored in ``folder``'s ledger."""
+    with sqlite3.connect(folder / "eventwatch.db") as connection:
+        return int(connection.execute("SELECT version FROM schema_version").fetchone()[0])
+
+
+class TestUpgradeBesideARunningDaemon:
+    """Commands upgrade the ledger only while no daemon holds the state folder."""
+
+    def test_plan_beside_a_running_daemon_leaves_an_older_ledger_alone(
+        self, tmp_path: Path
+    ) -> None:
+        """While a daemon (of the older release) holds the folder, plan refuses: restart it."""
+        version_2_ledger(tmp_path)
+        held = StateLock(tmp_path)
+        try:
+            with pytest.raises(OperationError, match="a running eventwatch holds the state"):
+                daemon_module.statuses(tmp_path)
+        finally:
+            held.close()
+        assert _schema(tmp_path) == 2
+
+    def test_plan_with_no_daemon_upgrades_and_reads(self, tmp_path: Path) -> None:
+        """With the folder free, plan upgrades the older ledger and shows its statuses."""
+        version_2_ledger(tmp_path)
+        found = daemon_module.statuses(tmp_path)
+        assert _schema(tmp_path) == 3
+        assert found["u|changed|4|a@example.org"] == "pending"
+
+    def test_plan_with_no_ledger_yet_makes_none(self, tmp_path: Path) -> None:
+        """A state folder without a ledger shows no statuses and stays empty."""
+        assert daemon_module.statuses(tmp_path) == {}
+        assert list(tmp_path.iterdir()) == []
+
+    def test_export_beside_a_running_daemon_leaves_an_older_ledger_alone(
+        self, tmp_path: Path
+    ) -> None:
+        """export refuses an older ledger a daemon holds, before writing anything."""
+        version_2_ledger(tmp_path / "state")
+        loaded = inputs.load(SHIPPED_CONFIG, [f"state_dir={tmp_path / 'state'}"])
+        held = StateLock(tmp_path / "state")
+        try:
+            with pytest.raises(OperationError, match="restart it"):
+                export(loaded, tmp_path / "out")
+        finally:
+            held.close()
+        assert _schema(tmp_path / "state") == 2
+        assert not (tmp_path / "out").exists()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -10,11 +11,13 @@ import sqlalchemy as sa
 
 from eventwatch import ledger as ledger_module
 from eventwatch import policy
-from eventwatch.errors import StateError
+from eventwatch.errors import OperationError, StateError
 from eventwatch.ledger import DATABASE_FILE, SCHEMA_VERSION, Ledger
 from eventwatch.models import Calendar, ReminderPolicy
 from eventwatch.policy import Status
 from eventwatch.revisions import Revision
+
+from .helpers import version_2_ledger
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -90,6 +93,14 @@ def _plan(
 
 
 EARLY = datetime(2026, 6, 1, tzinfo=UTC)
+
+
+def _contents(folder: Path) -> tuple[object, ...]:
+    """The schema version and every reminder row, as stored (opening may switch the journal)."""
+    with sqlite3.connect(folder / DATABASE_FILE) as connection:
+        version = connection.execute("SELECT version FROM schema_version").fetchall()
+        rows = connection.execute("SELECT * FROM reminders ORDER BY key").fetchall()
+    return version, rows
 
 
 class TestReminders:
@@ -206,41 +217,9 @@ class TestReminders:
             assert version == SCHEMA_VERSION
         engine.dispose()
 
-    @staticmethod
-    def _version_2(folder: Path) -> None:
-        """A schema 2 database: one sent reminder, and one pending notice keyed by SEQUENCE 4."""
-        engine = sa.create_engine(f"sqlite:///{folder / DATABASE_FILE}")
-        with engine.begin() as connection:
-            for sql in (
-                "CREATE TABLE schema_version (version INTEGER NOT NULL)",
-                "INSERT INTO schema_version VALUES (2)",
-                (
-                    "CREATE TABLE revisions (uid VARCHAR(300) PRIMARY KEY, sequence INTEGER "
-                    "NOT NULL, major VARCHAR(64) NOT NULL, content VARCHAR(64) NOT NULL, "
-                    "modified BIGINT NOT NULL)"
-                ),
-                (
-                    "CREATE TABLE reminders (key VARCHAR(700) PRIMARY KEY, event_uid VARCHAR(300) "
-                    'NOT NULL, recipient VARCHAR(320) NOT NULL, "offset" VARCHAR(40) NOT NULL, '
-                    "due BIGINT NOT NULL, status VARCHAR(10) NOT NULL, attempts INTEGER NOT NULL, "
-                    "next_attempt BIGINT, last_error TEXT, message_id VARCHAR(300), sent_at BIGINT)"
-                ),
-                "CREATE INDEX reminders_by_status_due ON reminders (status, due)",
-                (
-                    "INSERT INTO reminders VALUES ('u|20260707T060000Z|P1D|a@example.org', 'u', "
-                    "'a@example.org', 'P1D', 100, 'sent', 1, NULL, NULL, '<m@x>', 100)"
-                ),
-                (
-                    "INSERT INTO reminders VALUES ('u|changed|4|a@example.org', 'u', "
-                    "'a@example.org', 'changed', 200, 'pending', 0, NULL, NULL, NULL, NULL)"
-                ),
-            ):
-                connection.execute(sa.text(sql))
-        engine.dispose()
-
     def test_version_2_notices_get_their_kind_and_sequence(self, tmp_path: Path) -> None:
         """Schema 2 kept a notice's kind in ``offset``; upgraded, it has kind and SEQUENCE."""
-        self._version_2(tmp_path)
+        version_2_ledger(tmp_path)
         ledger = Ledger.in_folder(tmp_path)
         rows = ledger.rows()
         ledger.close()
@@ -255,7 +234,7 @@ class TestReminders:
         self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         """A failure half-way through the upgrade leaves the schema 2 database as it was."""
-        self._version_2(tmp_path)
+        version_2_ledger(tmp_path)
 
         def fail(*_: object) -> None:
             raise RuntimeError("power cut")
@@ -277,3 +256,53 @@ class TestReminders:
         ledger = Ledger.in_folder(tmp_path)
         assert ledger.rows()["u|changed|4|a@example.org"].sequence == 4
         ledger.close()
+
+    def test_a_damaged_version_2_ledger_is_refused_and_kept_at_version_2(
+        self, tmp_path: Path
+    ) -> None:
+        """A schema 2 ledger refused as damaged is not upgraded first: its file stays as it was."""
+        version_2_ledger(tmp_path, status="lost")
+        before = _contents(tmp_path)
+        with pytest.raises(StateError, match=r"a status eventwatch does not know: \['lost'\]"):
+            Ledger.in_folder(tmp_path)
+        assert _contents(tmp_path) == before
+
+    @pytest.mark.parametrize("sequence", ["x", "", "²", "99999999999999999999"])
+    def test_a_version_2_notice_key_eventwatch_did_not_write_is_refused(
+        self, tmp_path: Path, sequence: str
+    ) -> None:
+        """A notice key whose SEQUENCE is not a number is one error naming the file, no upgrade."""
+        version_2_ledger(tmp_path, notice=f"u|changed|{sequence}|a@example.org")
+        before = _contents(tmp_path)
+        with pytest.raises(StateError, match="a notice's key is not as eventwatch writes it"):
+            Ledger.in_folder(tmp_path)
+        assert _contents(tmp_path) == before
+
+    def test_a_version_2_notice_to_an_address_with_a_bar_keeps_its_sequence(
+        self, tmp_path: Path
+    ) -> None:
+        """A ``|`` in the address (allowed in a local part) does not hide the SEQUENCE."""
+        version_2_ledger(tmp_path, notice="u|changed|7|a|b@example.org")
+        ledger = Ledger.in_folder(tmp_path)
+        assert ledger.rows()["u|changed|7|a|b@example.org"].sequence == 7
+        ledger.close()
+
+    def test_without_upgrade_an_older_ledger_is_left_alone(self, tmp_path: Path) -> None:
+        """Opened without ``upgrade``, a schema 2 ledger is refused: restart the daemon."""
+        version_2_ledger(tmp_path)
+        before = _contents(tmp_path)
+        with pytest.raises(OperationError, match="restart it"):
+            Ledger.in_folder(tmp_path, upgrade=False)
+        assert _contents(tmp_path) == before
+
+    def test_a_ledger_another_process_writes_is_busy_not_damaged(self, tmp_path: Path) -> None:
+        """An upgrade that waits past the busy timeout is a temporary failure, not damage."""
+        version_2_ledger(tmp_path)
+        other = sqlite3.connect(tmp_path / DATABASE_FILE, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")  # as a daemon upgrading a large ledger holds it
+        try:
+            with pytest.raises(OperationError, match="cannot open the state database now"):
+                Ledger.in_folder(tmp_path)
+        finally:
+            other.execute("ROLLBACK")
+            other.close()

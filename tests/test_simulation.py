@@ -12,6 +12,7 @@ import ical.calendar_stream
 import pytest
 
 from eventwatch import inputs
+from eventwatch.errors import OperationError
 from eventwatch.simulation import simulate
 
 from .conftest import SHIPPED_CONFIG
@@ -213,4 +214,23 @@ def test_an_out_folder_that_cannot_be_made_is_one_line_and_exit_1(
         "--out", str(out),
     )  # fmt: skip
     assert (result.code, result.out) == (1, "")
-    assert result.err == f"{tmp_path / 'file'}: cannot write: File exists\n"
+    assert result.err == f"{tmp_path / 'file'}: cannot write: not a folder\n"
+
+
+def test_an_existing_empty_out_folder_becomes_the_maildir(
+    loaded: inputs.Inputs, tmp_path: Path
+) -> None:
+    """--out naming an empty folder that exists gets the messages, not endless retries."""
+    out = tmp_path / "out"
+    out.mkdir()
+    timeline = simulate(loaded, at("2026-01-13T00:00"), at("2026-01-14T00:00"), out)
+    assert [o.result for o in timeline] == ["sent"]
+    assert len(subjects(out)) == 1
+
+
+def test_out_naming_a_file_is_refused(loaded: inputs.Inputs, tmp_path: Path) -> None:
+    """--out naming a plain file stops at once, naming it, before anything is sent."""
+    out = tmp_path / "file"
+    out.write_text("not a folder")
+    with pytest.raises(OperationError, match="file: cannot write: not a folder"):
+        simulate(loaded, at("2026-01-13T00:00"), at("2026-01-14T00:00"), out)

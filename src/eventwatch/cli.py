@@ -23,7 +23,6 @@ from eventwatch import (
     simulation,
 )
 from eventwatch.errors import EventwatchError, InvalidInputError, Problem
-from eventwatch.ledger import Ledger
 from eventwatch.models import EmailAddress, in_start_order
 
 if TYPE_CHECKING:
@@ -252,7 +251,7 @@ def _plan(args: argparse.Namespace) -> int:
     loaded, found = _load(args)
     at = args.at or datetime.now(UTC)
     due = policy.plan(found, loaded.reminders, at, args.until)
-    statuses = {key: str(status) for key, status in Ledger.statuses_in(loaded.state_dir).items()}
+    statuses = daemon.statuses(loaded.state_dir)
     if args.json:
         _print_json([reports.reminder_row(r, statuses.get(r.key)) for r in due])
     elif not due:

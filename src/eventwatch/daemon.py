@@ -35,7 +35,7 @@ from eventwatch.errors import (
     SettingsError,
     StateError,
 )
-from eventwatch.ledger import Ledger, make_state_folder
+from eventwatch.ledger import DATABASE_FILE, Ledger, make_state_folder
 from eventwatch.metrics import Metrics
 
 if TYPE_CHECKING:
@@ -500,10 +500,40 @@ class Daemon:
         return fresh
 
 
+@contextlib.contextmanager
+def _unless_running(state_dir: Path) -> Iterator[bool]:
+    """Whether a command may upgrade the ledger: only while no daemon holds the state folder.
+
+    A daemon of an older eventwatch misreads a database upgraded under it (a notice sent as a
+    reminder): a command run between installing and restarting must leave it as it is.
+    The lock, when taken, is held until the command is done.
+    """
+    try:
+        lock = StateLock(state_dir)
+    except (OperationError, StateError):
+        yield False  # held by a daemon, or a folder this user may only read
+        return
+    try:
+        yield True
+    finally:
+        lock.close()
+
+
+def statuses(state_dir: Path) -> dict[str, str]:
+    """Each reminder's status in the ledger of ``state_dir``, as ``plan`` shows them."""
+    if not (state_dir / DATABASE_FILE).is_file():
+        return {}
+    with _unless_running(state_dir) as upgrade:
+        found = Ledger.statuses_in(state_dir, upgrade=upgrade)
+    return {key: str(status) for key, status in found.items()}
+
+
 def export(loaded: inputs.Inputs, out: Path) -> list[Path]:
     """Write the feeds and index page of ``loaded`` into ``out``, as the server would serve them."""
     settings = loaded.settings
-    ledger = Ledger.in_folder(settings.state_dir)
+    make_state_folder(settings.state_dir)
+    with _unless_running(settings.state_dir) as upgrade:
+        ledger = Ledger.in_folder(settings.state_dir, upgrade=upgrade)
     try:
         renderer = feeds.Renderer()
         warm(renderer, settings.state_dir)

@@ -1,6 +1,8 @@
 """How messages leave: the Delivery interface, a Maildir and SMTP (the only aiosmtplib import).
 
-Also which delivery the settings name, and a test message sent through it.
+Also which delivery the settings name, and a test message sent through it. A delivery only
+says whether a refusal is permanent (SMTP 5xx) or not; what follows (a retry after the
+backoff, or giving up) is the reminder policy's decision: ``policy.after_failure``.
 """
 
 from __future__ import annotations
@@ -60,7 +62,11 @@ class MaildirDelivery:
         """
         with self._creating:
             if self._box is None or not (self.path / "tmp").is_dir():
-                self._box = mailbox.Maildir(self.path, create=True)
+                # mailbox makes tmp/new/cur only when it makes the folder: an existing empty
+                # folder (made by hand, or by a mount) would refuse every message.
+                for part in ("tmp", "new", "cur"):
+                    (self.path / part).mkdir(mode=0o700, parents=True, exist_ok=True)
+                self._box = mailbox.Maildir(self.path, create=False)
             return self._box
 
     def _add(self, message: Outgoing) -> str:

@@ -74,6 +74,9 @@ def _reminders_table(name: str, metadata: sa.MetaData) -> sa.Table:
 
 _reminders = _reminders_table("reminders", _metadata)
 
+_BUSY = frozenset({"SQLITE_BUSY", "SQLITE_LOCKED"})
+"""SQLite's names for a database another connection holds: waiting longer may do."""
+
 _V2_NOTICE_KINDS = ("changed", "cancelled")
 """Schema 2 wrote a notice's kind in its ``offset`` column."""
 
@@ -153,6 +156,17 @@ def _pending_row(planned: Planned) -> dict[str, Any]:
     }
 
 
+def _announced(key: str) -> int:
+    """The SEQUENCE in a schema 2 notice key, ``uid|kind|sequence|recipient``.
+
+    ``ValueError`` for a key eventwatch did not write.
+    """
+    _, _, sequence, _ = key.split("|", 3)  # an address may hold a "|"; a uid may not
+    if not sequence.isascii() or not sequence.isdigit() or int(sequence) > _LAST_INSTANT:
+        raise ValueError(sequence)
+    return int(sequence)
+
+
 def _kinds_apart(connection: sa.Connection) -> None:
     """Rebuild a schema 2 reminders table with its notices' kind and SEQUENCE in columns."""
     old = sa.Table("reminders", sa.MetaData(), autoload_with=connection)
@@ -162,7 +176,7 @@ def _kinds_apart(connection: sa.Connection) -> None:
     for row in rows:
         if row["offset"] in _V2_NOTICE_KINDS:
             row["kind"], row["offset"] = row["offset"], None
-            row["sequence"] = int(row["key"].split("|")[2])
+            row["sequence"] = _announced(row["key"])
         else:
             row["kind"], row["sequence"] = Kind.REMINDER.value, None
     for start in range(0, len(rows), _CHUNK):
@@ -223,18 +237,29 @@ def url_for(state_dir: Path) -> str:
 class Ledger:
     """A connection to the state database; every method is one transaction."""
 
-    def __init__(self, url: str) -> None:
-        """Connect to ``url`` and create or upgrade the schema."""
+    def __init__(self, url: str, *, upgrade: bool = True) -> None:
+        """Connect to ``url``, create the schema or, with ``upgrade``, bring an older one up.
+
+        Without ``upgrade`` an older schema is ``OperationError``: a daemon of the older
+        eventwatch still runs on it and must be restarted (it would misread the new shape).
+        A database another process holds past the busy timeout is ``OperationError`` too.
+        """
         self.url = url
         self._engine = sa.create_engine(url)
         if self._engine.dialect.name == "sqlite":
             sa.event.listen(self._engine, "connect", _sqlite_pragmas)
         try:
-            self._migrate()
-            self._verify()
-        except StateError:
+            self._migrate(upgrade=upgrade)
+        except (StateError, OperationError):
             self._engine.dispose()
             raise
+        except sa.exc.OperationalError as exc:
+            self._engine.dispose()
+            if getattr(exc.orig, "sqlite_errorname", "") not in _BUSY:
+                raise self._unusable(str(exc.orig)) from exc
+            # Another process writes it (a daemon upgrading a large ledger): not damage.
+            msg = f"{self._where}: cannot open the state database now: {exc.orig}; try again"
+            raise OperationError(msg) from exc
         except SQLAlchemyError as exc:
             self._engine.dispose()
             cause = exc.orig if isinstance(exc, sa.exc.DBAPIError) else exc
@@ -269,48 +294,47 @@ class Ledger:
         except ValueError as exc:  # a value no eventwatch wrote, such as an unknown status
             raise OperationError(f"{self._where}: {exc}") from exc
 
-    def _verify(self) -> None:
+    def _verify(self, connection: sa.Connection) -> None:
         """Refuse a database that is damaged or not shaped as this eventwatch writes it."""
-        with self._engine.connect() as connection:
-            if self._engine.dialect.name == "sqlite":
-                found = connection.exec_driver_sql("PRAGMA quick_check").scalars().all()
-                if found != ["ok"]:
-                    raise self._unusable(f"it is damaged ({'; '.join(map(str, found[:3]))})")
-                for name, column in _INSTANTS:
-                    bad = connection.exec_driver_sql(
-                        f'SELECT count(*) FROM {name} WHERE "{column}" IS NOT NULL AND '  # noqa: S608 - names from the schema above
-                        f'(typeof("{column}") != \'integer\' OR "{column}" < 0 OR "{column}" > ?)',
-                        (_LAST_INSTANT,),
-                    ).scalar()
-                    if bad:
-                        why = f"{bad} {name}.{column} values are not instants eventwatch wrote"
-                        raise self._unusable(why)
-            columns = sa.inspect(connection)
-            for table in _metadata.sorted_tables:
-                have = {c["name"] for c in columns.get_columns(table.name)}
-                missing = sorted({c.name for c in table.columns} - have)
-                if missing:
-                    raise self._unusable(f"table {table.name} lacks column {', '.join(missing)}")
-            statuses = set(connection.execute(sa.select(_reminders.c.status).distinct()).scalars())
-            unknown = sorted(statuses - {s.value for s in Status})
-            if unknown:
-                raise self._unusable(f"reminders have a status eventwatch does not know: {unknown}")
-            kinds = set(connection.execute(sa.select(_reminders.c.kind).distinct()).scalars())
-            unknown = sorted(kinds - {k.value for k in Kind})
-            if unknown:
-                raise self._unusable(f"reminders have a kind eventwatch does not know: {unknown}")
+        if self._engine.dialect.name == "sqlite":
+            found = connection.exec_driver_sql("PRAGMA quick_check").scalars().all()
+            if found != ["ok"]:
+                raise self._unusable(f"it is damaged ({'; '.join(map(str, found[:3]))})")
+            for name, column in _INSTANTS:
+                bad = connection.exec_driver_sql(
+                    f'SELECT count(*) FROM {name} WHERE "{column}" IS NOT NULL AND '  # noqa: S608 - names from the schema above
+                    f'(typeof("{column}") != \'integer\' OR "{column}" < 0 OR "{column}" > ?)',
+                    (_LAST_INSTANT,),
+                ).scalar()
+                if bad:
+                    why = f"{bad} {name}.{column} values are not instants eventwatch wrote"
+                    raise self._unusable(why)
+        columns = sa.inspect(connection)
+        for table in _metadata.sorted_tables:
+            have = {c["name"] for c in columns.get_columns(table.name)}
+            missing = sorted({c.name for c in table.columns} - have)
+            if missing:
+                raise self._unusable(f"table {table.name} lacks column {', '.join(missing)}")
+        statuses = set(connection.execute(sa.select(_reminders.c.status).distinct()).scalars())
+        unknown = sorted(statuses - {s.value for s in Status})
+        if unknown:
+            raise self._unusable(f"reminders have a status eventwatch does not know: {unknown}")
+        kinds = set(connection.execute(sa.select(_reminders.c.kind).distinct()).scalars())
+        unknown = sorted(kinds - {k.value for k in Kind})
+        if unknown:
+            raise self._unusable(f"reminders have a kind eventwatch does not know: {unknown}")
 
     @classmethod
-    def in_folder(cls, state_dir: Path) -> Ledger:
+    def in_folder(cls, state_dir: Path, *, upgrade: bool = True) -> Ledger:
         """Open (creating it if need be) the SQLite database in ``state_dir``."""
-        return cls(url_for(make_state_folder(state_dir)))
+        return cls(url_for(make_state_folder(state_dir)), upgrade=upgrade)
 
     @classmethod
-    def statuses_in(cls, state_dir: Path) -> dict[str, Status]:
+    def statuses_in(cls, state_dir: Path, *, upgrade: bool = True) -> dict[str, Status]:
         """Each reminder's status in ``state_dir``'s database; nothing if it has none yet."""
         if not (state_dir / DATABASE_FILE).is_file():
             return {}
-        ledger = cls(url_for(state_dir))
+        ledger = cls(url_for(state_dir), upgrade=upgrade)
         try:
             return {key: row.status for key, row in ledger.rows().items()}
         finally:
@@ -324,7 +348,7 @@ class Ledger:
             return os.path.normpath(url.database)
         return url.render_as_string(hide_password=True)
 
-    def _migrate(self) -> None:
+    def _migrate(self, *, upgrade: bool) -> None:
         """Create or upgrade the schema in one transaction: all of it happens, or none.
 
         The connection runs in autocommit mode with BEGIN and COMMIT of our own: the SQLite
@@ -334,13 +358,15 @@ class Ledger:
         with self._engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
             connection.exec_driver_sql("BEGIN")
             try:
-                self._upgrade(connection)
+                self._upgrade(connection, upgrade=upgrade)
+                # Checked before COMMIT: a database refused as damaged keeps its old schema.
+                self._verify(connection)
             except BaseException:
                 connection.exec_driver_sql("ROLLBACK")
                 raise
             connection.exec_driver_sql("COMMIT")
 
-    def _upgrade(self, connection: sa.Connection) -> None:
+    def _upgrade(self, connection: sa.Connection, *, upgrade: bool) -> None:
         inspector = sa.inspect(connection)
         before = (
             {c["name"] for c in inspector.get_columns("reminders")}
@@ -357,11 +383,21 @@ class Ledger:
                 f"this eventwatch understands ({SCHEMA_VERSION}); upgrade eventwatch"
             )
             raise StateError(msg)
+        elif found < SCHEMA_VERSION and not upgrade:
+            msg = (
+                f"{self._where}: the state database has schema version {found}, older than "
+                f"this eventwatch's ({SCHEMA_VERSION}), and a running eventwatch holds the "
+                "state folder: restart it (it upgrades the database), then try again"
+            )
+            raise OperationError(msg)
         elif found < SCHEMA_VERSION:
             # Version 1 had no reminders table; create_all above has added it, and no
             # existing row changes. Version 2 wrote a notice's kind in ``offset``.
             if before and "kind" not in before:
-                _kinds_apart(connection)
+                try:
+                    _kinds_apart(connection)
+                except ValueError as exc:  # rolled back: the file stays as it was
+                    raise self._unusable("a notice's key is not as eventwatch writes it") from exc
             connection.execute(_schema.update().values(version=SCHEMA_VERSION))
 
     def revisions(self) -> dict[str, Revision]:

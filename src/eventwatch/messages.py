@@ -169,8 +169,12 @@ def _body(  # noqa: PLR0913 - the cache key: everything the body depends on
 
 
 def _variant(offset: Offset | None, due: datetime) -> bytes:
-    """Bytes that tell apart the bodies of one event's reminders (a notice has no offset)."""
-    return f"{offset or 'notice'}|{due.isoformat()}".encode()
+    """Bytes that tell apart the bodies of one event's reminders.
+
+    A notice hashes as ``PT0S``, the zero offset it carried before it had a kind, so that its
+    bytes stay those earlier releases sent.
+    """
+    return f"{'PT0S' if offset is None else offset}|{due.isoformat()}".encode()
 
 
 def build(

@@ -38,13 +38,12 @@ async def _run(
 def simulate(loaded: Inputs, start: datetime, until: datetime, out: Path) -> list[Outcome]:
     """Send, into the Maildir ``out``, every reminder due from ``start`` until ``until``.
 
-    ``out``'s parents are made if need be; ``OperationError`` if it cannot be.
+    ``out`` is made as a Maildir if need be; ``OperationError`` if it names a file.
     """
     settings = loaded.settings
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)  # the Maildir makes its own folder
-    except OSError as exc:
-        raise OperationError(f"{exc.filename or out}: cannot write: {exc.strerror}") from exc
+    for place in (out, *out.parents):
+        if place.exists() and not place.is_dir():
+            raise OperationError(f"{place}: cannot write: not a folder")
     with tempfile.TemporaryDirectory(prefix="eventwatch-simulate-") as folder:
         ledger = Ledger.in_folder(Path(folder))
         try:
