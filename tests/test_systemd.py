@@ -247,7 +247,11 @@ def test_sighup_with_a_broken_file_keeps_the_last_good_then_recovers(
 
         path.write_text(good)
         running.process.send_signal(signal.SIGHUP)
-        wait_for(lambda: len(listener.with_key("READY")) == 3)
+        try:
+            wait_for(lambda: len(listener.with_key("READY")) == 3, timeout=20)
+        except pytest.fail.Exception:  # seen twice in full CI runs, never alone: keep the log
+            code, log = running.stop()
+            pytest.fail(f"no READY after the second SIGHUP (exit {code}); the daemon said:\n{log}")
         assert "FAILED" not in listener.with_key("READY")[-1]["STATUS"]
         health = running.get("/healthz")
         assert (health.status_code, health.json()["status"]) == (200, "ok")
