@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from enum import StrEnum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from eventwatch.models import Recipient, Timing, in_start_order
 from eventwatch.models import Status as EventStatus
@@ -194,9 +194,8 @@ def plan(
 # How the ledger follows a plan
 
 
-@dataclass(frozen=True, slots=True)
-class Standing:
-    """What the ledger holds of one row when a plan comes in."""
+class Standing(NamedTuple):
+    """What the ledger holds of one row when a plan comes in (one per row: kept light)."""
 
     status: Status
     kind: Kind
