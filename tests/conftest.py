@@ -1,20 +1,24 @@
-"""Shared fixtures: a clean environment, the shipped files, and throw-away config folders."""
+"""Shared fixtures: a clean environment, the shipped files, throw-away folders and PostgreSQL."""
 
 from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import tempfile
 import textwrap
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from hypothesis import HealthCheck, settings
 
 from eventwatch import cli
 
-from .helpers import STARTED
+from .helpers import STARTED, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED_CONFIG = ROOT / "config" / "eventwatch.toml"
@@ -152,3 +156,61 @@ def root(tmp_path: Path) -> Path:
     shutil.copytree(SHIPPED_CONFIG.parent, tmp_path / "config")
     shutil.copytree(SHIPPED_CALENDARS, tmp_path / "calendars")
     return tmp_path
+
+
+def _postgres_program(name: str) -> str | None:
+    """A PostgreSQL server program from Debian's package (not on PATH), if installed."""
+    found = sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"))
+    return str(found[-1]) if found else shutil.which(name)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[str]:
+    """A throw-away PostgreSQL server on a free loopback port; its URL without a database.
+
+    ``initdb`` refuses to run as root, so the server runs as the ``postgres`` user then.
+    Without PostgreSQL installed (``.ci/run`` installs it) the tests that need it are skipped,
+    saying so, never passed.
+    """
+    initdb, pg_ctl = _postgres_program("initdb"), _postgres_program("pg_ctl")
+    if initdb is None or pg_ctl is None:
+        pytest.skip("PostgreSQL is not installed (no initdb): apt-get install postgresql")
+    as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    folder = Path(tempfile.mkdtemp(prefix="eventwatch-pg-"))
+    if as_user:
+        shutil.chown(folder, "postgres", "postgres")
+    data, port = folder / "data", free_port()
+    subprocess.run(
+        [*as_user, initdb, "-D", str(data), "-U", "eventwatch", "--auth=trust", "-E", "UTF8",
+         "--no-locale", "--no-sync"],
+        check=True, capture_output=True, timeout=120,
+    )  # fmt: skip
+    options = f"-k {folder} -p {port} -c listen_addresses=127.0.0.1 -c fsync=off"
+    subprocess.run(
+        [*as_user, pg_ctl, "-D", str(data), "-l", str(folder / "log"), "-w", "-o", options,
+         "start"],
+        check=True, capture_output=True, timeout=120,
+    )  # fmt: skip
+    try:
+        yield f"postgresql+psycopg://eventwatch@127.0.0.1:{port}"
+    finally:
+        subprocess.run(
+            [*as_user, pg_ctl, "-D", str(data), "-m", "immediate", "stop"],
+            check=False, capture_output=True, timeout=60,
+        )  # fmt: skip
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def postgres_database(postgres: str) -> Iterator[str]:
+    """A fresh, empty database on the throw-away server, dropped afterwards; its URL."""
+    name = f"t{uuid.uuid4().hex[:16]}"
+    admin = sa.create_engine(f"{postgres}/postgres", isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"{postgres}/{name}"
+    finally:
+        with admin.connect() as connection:
+            connection.exec_driver_sql(f'DROP DATABASE "{name}" WITH (FORCE)')
+        admin.dispose()

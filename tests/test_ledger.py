@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import sqlite3
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING
@@ -12,7 +13,7 @@ import sqlalchemy as sa
 from eventwatch import ledger as ledger_module
 from eventwatch import policy
 from eventwatch.errors import OperationError, StateError
-from eventwatch.ledger import DATABASE_FILE, SCHEMA_VERSION, Ledger
+from eventwatch.ledger import DATABASE_FILE, SCHEMA_VERSION, Ledger, make_state_folder, url_for
 from eventwatch.models import Calendar, ReminderPolicy
 from eventwatch.policy import Status
 from eventwatch.revisions import Revision
@@ -27,45 +28,53 @@ if TYPE_CHECKING:
 WHEN = datetime(2026, 2, 3, 4, 5, 6, tzinfo=UTC)
 
 
-def test_revisions_survive_reopening(tmp_path: Path) -> None:
+@pytest.fixture(params=["sqlite", "postgresql"])
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty database on each engine: a SQLite file, or a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        return url_for(make_state_folder(tmp_path / "state"))
+    return str(request.getfixturevalue("postgres_database"))
+
+
+def test_revisions_survive_reopening(url: str) -> None:
     """What one run saved, the next reads back exactly."""
     saved = [Revision(f"cal/e{n}@eventwatch", n, "m", "c", WHEN) for n in range(3)]
-    first = Ledger.in_folder(tmp_path / "state")
+    first = Ledger(url)
     first.save_revisions(saved)
     first.close()
-    second = Ledger.in_folder(tmp_path / "state")
+    second = Ledger(url)
     assert second.revisions() == {r.uid: r for r in saved}
     second.close()
 
 
-def test_saving_replaces_by_uid(tmp_path: Path) -> None:
+def test_saving_replaces_by_uid(url: str) -> None:
     """A new revision of an event replaces the old one; others stay."""
-    ledger = Ledger.in_folder(tmp_path)
+    ledger = Ledger(url)
     ledger.save_revisions([Revision("a", 0, "m", "c", WHEN), Revision("b", 0, "m", "c", WHEN)])
     ledger.save_revisions([Revision("a", 1, "m2", "c2", WHEN)])
     assert {uid: r.sequence for uid, r in ledger.revisions().items()} == {"a": 1, "b": 0}
     ledger.close()
 
 
-def test_many_revisions_in_one_save(tmp_path: Path) -> None:
+def test_many_revisions_in_one_save(url: str) -> None:
     """More revisions than SQLite allows parameters in one statement are saved."""
-    ledger = Ledger.in_folder(tmp_path)
+    ledger = Ledger(url)
     ledger.save_revisions([Revision(f"e{n}", 0, "m", "c", WHEN) for n in range(2345)])
     assert len(ledger.revisions()) == 2345
     ledger.close()
 
 
-def test_newer_schema_is_refused(tmp_path: Path) -> None:
+def test_newer_schema_is_refused(url: str) -> None:
     """A database from a newer eventwatch is not misread."""
-    Ledger.in_folder(tmp_path).close()
-    engine = sa.create_engine(f"sqlite:///{tmp_path / DATABASE_FILE}")
+    Ledger(url).close()
+    engine = sa.create_engine(url)
     with engine.begin() as connection:
         connection.execute(
             sa.text("UPDATE schema_version SET version = :v"), {"v": SCHEMA_VERSION + 1}
         )
     engine.dispose()
     with pytest.raises(StateError, match=f"schema version {SCHEMA_VERSION + 1}, newer than"):
-        Ledger.in_folder(tmp_path)
+        Ledger(url)
 
 
 def test_unwritable_state_folder_is_named(tmp_path: Path) -> None:
@@ -106,9 +115,9 @@ def _contents(folder: Path) -> tuple[object, ...]:
 class TestReminders:
     """The reminder rows: reconciling, claiming, recording."""
 
-    def test_reconcile_inserts_the_plan_as_pending(self, tmp_path: Path) -> None:
+    def test_reconcile_inserts_the_plan_as_pending(self, url: str) -> None:
         """Every planned reminder becomes one pending row with its due instant."""
-        ledger = Ledger.in_folder(tmp_path)
+        ledger = Ledger(url)
         result = ledger.reconcile(policy.follow(_plan(), EARLY))
         assert (result.inserted, result.cancelled) == (2, 0)
         rows = ledger.rows()
@@ -119,9 +128,9 @@ class TestReminders:
         assert ledger.reconcile(policy.follow(_plan(), EARLY)).inserted == 0  # idempotent
         ledger.close()
 
-    def test_moved_event_cancels_pending_and_plans_anew(self, tmp_path: Path) -> None:
+    def test_moved_event_cancels_pending_and_plans_anew(self, url: str) -> None:
         """Moving the event cancels its pending reminders and adds ones at the new time."""
-        ledger = Ledger.in_folder(tmp_path)
+        ledger = Ledger(url)
         ledger.reconcile(policy.follow(_plan(), EARLY))
         result = ledger.reconcile(policy.follow(_plan(start=date(2026, 7, 14)), EARLY))
         assert (result.inserted, result.cancelled) == (2, 2)
@@ -134,9 +143,9 @@ class TestReminders:
         ]
         ledger.close()
 
-    def test_sent_rows_are_never_touched(self, tmp_path: Path) -> None:
+    def test_sent_rows_are_never_touched(self, url: str) -> None:
         """A sent reminder stays sent when its event disappears from the plan."""
-        ledger = Ledger.in_folder(tmp_path)
+        ledger = Ledger(url)
         ledger.reconcile(policy.follow(_plan(), EARLY))
         (claimed,) = ledger.claim_due(datetime(2026, 6, 30, 6, tzinfo=UTC))
         ledger.mark_sent(claimed.key, "<id@eventwatch>", datetime(2026, 6, 30, 6, tzinfo=UTC))
@@ -145,18 +154,18 @@ class TestReminders:
         assert (row.status, row.message_id) == (Status.SENT, "<id@eventwatch>")
         ledger.close()
 
-    def test_cancelled_comes_back_when_the_event_moves_back(self, tmp_path: Path) -> None:
+    def test_cancelled_comes_back_when_the_event_moves_back(self, url: str) -> None:
         """Moving an event back revives its cancelled reminders that are not yet due."""
-        ledger = Ledger.in_folder(tmp_path)
+        ledger = Ledger(url)
         ledger.reconcile(policy.follow(_plan(), EARLY))
         ledger.reconcile(policy.follow(_plan(start=date(2026, 7, 14)), EARLY))
         result = ledger.reconcile(policy.follow(_plan(), EARLY))
         assert (result.revived, result.cancelled) == (2, 2)
         ledger.close()
 
-    def test_claim_takes_only_due_rows_once(self, tmp_path: Path) -> None:
+    def test_claim_takes_only_due_rows_once(self, url: str) -> None:
         """A due row is claimed once, with its attempt counted; later rows wait."""
-        ledger = Ledger.in_folder(tmp_path)
+        ledger = Ledger(url)
         ledger.reconcile(policy.follow(_plan(), EARLY))
         at = datetime(2026, 6, 30, 6, tzinfo=UTC)
         (claimed,) = ledger.claim_due(at)
@@ -167,9 +176,9 @@ class TestReminders:
         assert ledger.rows()[claimed.key].status is Status.PENDING
         ledger.close()
 
-    def test_retry_waits_for_its_time(self, tmp_path: Path) -> None:
+    def test_retry_waits_for_its_time(self, url: str) -> None:
         """A retried row is pending again but claimable only from its next attempt."""
-        ledger = Ledger.in_folder(tmp_path)
+        ledger = Ledger(url)
         ledger.reconcile(policy.follow(_plan(offsets=("P7D",)), EARLY))
         at = datetime(2026, 6, 30, 6, tzinfo=UTC)
         (claimed,) = ledger.claim_due(at)
@@ -181,9 +190,9 @@ class TestReminders:
         assert (again.attempts, again.last_error) == (2, "451 try later")
         ledger.close()
 
-    def test_failed_and_skipped_are_final(self, tmp_path: Path) -> None:
+    def test_failed_and_skipped_are_final(self, url: str) -> None:
         """Failed and skipped rows are never claimed and do not count as next due."""
-        ledger = Ledger.in_folder(tmp_path)
+        ledger = Ledger(url)
         ledger.reconcile(policy.follow(_plan(), EARLY))
         first, second = sorted(ledger.rows().values(), key=lambda r: r.due)
         ledger.mark_failed(first.key, "550 no such user")
@@ -306,3 +315,16 @@ class TestReminders:
         finally:
             other.execute("ROLLBACK")
             other.close()
+
+
+def test_instances_starting_together_create_the_schema_once(postgres_database: str) -> None:
+    """Four instances opening one new PostgreSQL database at once: one schema, one version."""
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        ledgers = list(pool.map(lambda _: Ledger(postgres_database), range(4)))
+    for ledger in ledgers:
+        ledger.close()
+    engine = sa.create_engine(postgres_database)
+    with engine.connect() as connection:
+        versions = connection.execute(sa.text("SELECT version FROM schema_version")).all()
+    engine.dispose()
+    assert [tuple(v) for v in versions] == [(SCHEMA_VERSION,)]

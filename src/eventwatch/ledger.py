@@ -74,6 +74,9 @@ def _reminders_table(name: str, metadata: sa.MetaData) -> sa.Table:
 
 _reminders = _reminders_table("reminders", _metadata)
 
+_SCHEMA_LOCK = 0x6576_7477_6368  # "evtwch": the advisory lock key of schema changes
+"""PostgreSQL advisory lock taken for the schema's creation or upgrade."""
+
 _BUSY = frozenset({"SQLITE_BUSY", "SQLITE_LOCKED"})
 """SQLite's names for a database another connection holds: waiting longer may do."""
 
@@ -358,6 +361,10 @@ class Ledger:
         with self._engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
             connection.exec_driver_sql("BEGIN")
             try:
+                if connection.dialect.name == "postgresql":
+                    # Instances starting together on one database: one creates or upgrades
+                    # the schema, the others wait here and find it done. Released at COMMIT.
+                    connection.execute(sa.select(sa.func.pg_advisory_xact_lock(_SCHEMA_LOCK)))
                 self._upgrade(connection, upgrade=upgrade)
                 # Checked before COMMIT: a database refused as damaged keeps its old schema.
                 self._verify(connection)
