@@ -200,6 +200,16 @@ def test_maildir_is_readable(tmp_path: Path) -> None:
     assert b"\r\n" not in path.read_bytes()  # Unix line ends, as Maildir readers expect
 
 
+@pytest.mark.parametrize("made", ["nothing", "the empty folder"])
+def test_maildir_is_made_where_needed(tmp_path: Path, made: str) -> None:
+    """A Maildir under folders not made yet, or in an empty folder, takes the message."""
+    box = tmp_path / "state" / "outbox"
+    if made == "the empty folder":
+        box.mkdir(parents=True)
+    asyncio.run(MaildirDelivery(box).deliver(message()))
+    assert len(list(mailbox.Maildir(box, create=False))) == 1
+
+
 def test_maildir_takes_parallel_messages_into_a_new_folder(tmp_path: Path) -> None:
     """Messages written at once into a Maildir not yet made all land; none clashes."""
     delivery = MaildirDelivery(tmp_path / "box")

@@ -129,11 +129,17 @@ def test_json_values_that_are_no_json_type_become_strings(
 def test_a_field_cannot_replace_the_level_component_or_event(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    """In JSON, fields named level, component or event do not overwrite the record's own."""
+    """In JSON, fields named level, component or event keep the record's own, and are kept."""
     with configured(fmt="json"):
-        log.info("real", level="fake", component="fake", event="fake")
+        log.info("real", level="fake", component="fake", event="uid@eventwatch", count=2)
     (line,) = logged(capsys)
-    assert json.loads(line) == {"level": "info", "component": "test", "event": "real"}
+    assert json.loads(line) == {
+        "level": "info",
+        "component": "test",
+        "event": "real",
+        "count": 2,
+        "fields": {"level": "fake", "component": "fake", "event": "uid@eventwatch"},
+    }
 
 
 @pytest.mark.parametrize("fmt", ["text", "json"])

@@ -54,7 +54,10 @@ class TextFormatter(logging.Formatter):
 
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object a line: level, component, event and the fields."""
+    """One JSON object a line: level, component, event and the fields.
+
+    A field named like one of those three (``event=`` an event's uid) goes under ``fields``.
+    """
 
     def format(self, record: logging.LogRecord) -> str:
         """The record as JSON; values that are not JSON types become strings."""
@@ -63,8 +66,14 @@ class JsonFormatter(logging.Formatter):
             "component": _component(record),
             "event": record.getMessage(),
         }
+        clashing = {}
         for key, value in _fields(record).items():
-            made.setdefault(key, value)
+            if key in made:  # such as event=UID: kept, under "fields", never overwriting
+                clashing[key] = value
+            else:
+                made[key] = value
+        if clashing:
+            made["fields"] = clashing
         if record.exc_info:
             made["exception"] = self.formatException(record.exc_info)
         return json.dumps(made, default=str, ensure_ascii=False)
