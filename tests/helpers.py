@@ -403,23 +403,28 @@ class Listener:
 
 
 @contextlib.contextmanager
-def serving(app: object) -> Iterator[str]:
-    """Serve ``app`` with the daemon's uvicorn server on a free loopback port; yield its URL."""
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_config=None, lifespan="off")  # type: ignore[arg-type]
-    server = daemon._Server(config)  # noqa: SLF001 - the server the daemon itself runs
-    thread = threading.Thread(target=server.run, daemon=True)
+def _running(server: daemon._Server, **run: Any) -> Iterator[daemon._Server]:  # noqa: ANN401
+    """``server`` run in a thread until the block ends; fails the test if it does not start."""
+    thread = threading.Thread(target=server.run, kwargs=run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
     while not server.started:
         if time.monotonic() > deadline or not thread.is_alive():
             pytest.fail("the test server did not start")
         time.sleep(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield server
     finally:
         server.should_exit = True
         thread.join(10)
+
+
+@contextlib.contextmanager
+def serving(app: object) -> Iterator[str]:
+    """Serve ``app`` with the daemon's uvicorn server on a free loopback port; yield its URL."""
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_config=None, lifespan="off")  # type: ignore[arg-type]
+    with _running(daemon._Server(config)) as server:  # noqa: SLF001 - the daemon's own server
+        yield f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
 
 
 @contextlib.contextmanager
@@ -429,18 +434,8 @@ def serving_as_daemon(
     """Serve ``app`` on a free loopback port as the daemon does; yield its host and port."""
     sock = socket.create_server(("127.0.0.1", 0))
     server = daemon._Server(httpserver.config(app, request_timeout=request_timeout))  # noqa: SLF001
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            pytest.fail("the test server did not start")
-        time.sleep(0.01)
-    try:
+    with _running(server, sockets=[sock]):
         yield "127.0.0.1", sock.getsockname()[1]
-    finally:
-        server.should_exit = True
-        thread.join(10)
 
 
 NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)

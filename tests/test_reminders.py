@@ -52,36 +52,40 @@ def _messages(site: Site) -> list[email.message.EmailMessage]:
     return sorted(found, key=lambda m: m["Date"].datetime)  # type: ignore[return-value]
 
 
-def _publish(
-    site: Site, ledger: Ledger, renderer: feeds.Renderer, now: datetime
-) -> tuple[inputs.Inputs, publication.Publication]:
-    """Read the site's files and build what the daemon would serve at ``now``."""
-    loaded = inputs.load(site.config)
-    options = publication.Options.of(loaded.settings)
-    return loaded, publication.build(loaded.calendars, options, ledger, renderer, now)
+class Served:
+    """The site's files published as the daemon would, at ``now``, a clock the test moves."""
+
+    def __init__(self, site: Site, now: datetime) -> None:
+        """Open the site's ledger; nothing is read until called."""
+        self.site, self.now = site, now
+        self.ledger = Ledger.in_folder(site.root / "state")
+        self.renderer = feeds.Renderer()
+
+    def __call__(self) -> tuple[inputs.Inputs, publication.Publication]:
+        """Read the files and build what the daemon would serve at ``now``."""
+        loaded = inputs.load(self.site.config)
+        options = publication.Options.of(loaded.settings)
+        built = publication.build(loaded.calendars, options, self.ledger, self.renderer, self.now)
+        return loaded, built
 
 
 def test_reminded_recipient_gets_changed_then_cancelled(site: Site) -> None:
     """After the P1D reminder, moving the summit sends Changed:, cancelling it Cancelled:."""
     (site.calendars / "test.toml").unlink()
     site.write_calendar("nato", SUMMIT.format(location="Ankara, Türkiye", status="confirmed"))
-    clock = [DUE]
-    ledger = Ledger.in_folder(site.root / "state")
-    renderer = feeds.Renderer()
-
-    def publish() -> tuple[inputs.Inputs, publication.Publication]:
-        return _publish(site, ledger, renderer, clock[0])
+    publish = Served(site, DUE)
+    ledger = publish.ledger
 
     async def scenario() -> None:
-        reminders = Reminders(ledger, lambda: clock[0])
+        reminders = Reminders(ledger, lambda: publish.now)
         await reminders.start(*publish())
-        clock[0] = DUE + timedelta(hours=1)
+        publish.now = DUE + timedelta(hours=1)
         site.write_calendar("nato", SUMMIT.format(location="Istanbul, Türkiye", status="confirmed"))
         await reminders.replan(*publish())
-        clock[0] = DUE + timedelta(hours=2)
+        publish.now = DUE + timedelta(hours=2)
         site.write_calendar("nato", SUMMIT.format(location="Istanbul, Türkiye", status="cancelled"))
         await reminders.replan(*publish())
-        clock[0] = DUE + timedelta(hours=3)
+        publish.now = DUE + timedelta(hours=3)
         await reminders.replan(*publish())  # nothing changed: no further notice
         await reminders.stop()
 
@@ -169,25 +173,21 @@ def test_moved_then_cancelled_over_smtp(site: Site) -> None:
     )
     _meeting(site, MEETING_AT)
     moved = MEETING_AT + timedelta(days=2)
-    clock = [MEETING_AT - timedelta(days=1)]
-    ledger = Ledger.in_folder(site.root / "state")
-    renderer = feeds.Renderer()
-
-    def publish() -> tuple[inputs.Inputs, publication.Publication]:
-        return _publish(site, ledger, renderer, clock[0])
+    publish = Served(site, MEETING_AT - timedelta(days=1))
+    ledger = publish.ledger
 
     def by_offset() -> dict[tuple[str, datetime], Status]:
         return {(r.offset, r.due): r.status for r in ledger.rows().values()}
 
     async def scenario() -> list[dict[tuple[str, datetime], Status]]:
-        reminders = Reminders(ledger, lambda: clock[0])
+        reminders = Reminders(ledger, lambda: publish.now)
         await reminders.start(*publish())  # the P1D reminder is due now
         seen = [by_offset()]
-        clock[0] += timedelta(hours=1)
+        publish.now += timedelta(hours=1)
         _meeting(site, moved)
         await reminders.replan(*publish())
         seen.append(by_offset())
-        clock[0] += timedelta(hours=1)
+        publish.now += timedelta(hours=1)
         _meeting(site, moved, status="cancelled")
         await reminders.replan(*publish())
         seen.append(by_offset())
@@ -229,11 +229,12 @@ def test_a_batch_beyond_one_claim_is_sent_in_one_wake(
         site, MEETING_AT, offsets=("P1D",), recipients=tuple(f"r{n}@example.org" for n in range(5))
     )
     due = MEETING_AT - timedelta(days=1)
-    ledger = Ledger.in_folder(site.root / "state")
+    publish = Served(site, due)
+    ledger = publish.ledger
 
     async def scenario() -> None:
         reminders = Reminders(ledger, lambda: due)
-        await reminders.start(*_publish(site, ledger, feeds.Renderer(), due))
+        await reminders.start(*publish())
         await reminders.stop()
 
     try:
@@ -264,11 +265,12 @@ def test_hostile_recipients_over_smtp_each_get_one_message_with_only_its_headers
     )
     site.write_calendar("test", HOSTILE_CALENDAR)
     due = datetime(2026, 5, 3, 8, 0, tzinfo=UTC)  # P1D before 10:00 CEST
-    ledger = Ledger.in_folder(site.root / "state")
+    publish = Served(site, due)
+    ledger = publish.ledger
 
     async def scenario() -> None:
         reminders = Reminders(ledger, lambda: due)
-        await reminders.start(*_publish(site, ledger, feeds.Renderer(), due))
+        await reminders.start(*publish())
         await reminders.stop()
 
     try:
@@ -298,7 +300,8 @@ def test_a_failing_pass_is_reported_and_the_next_one_sends(
     """A pass that fails (say, the disk) degrades health with its cause; the next pass sends."""
     _meeting(site, MEETING_AT, offsets=("P1D",))
     due = MEETING_AT - timedelta(days=1)
-    ledger = Ledger.in_folder(site.root / "state")
+    publish = Served(site, due)
+    ledger = publish.ledger
     real = ledger.claim_due
     failures = [OSError(28, "No space left on device")]
 
@@ -311,7 +314,7 @@ def test_a_failing_pass_is_reported_and_the_next_one_sends(
 
     async def scenario() -> tuple[str | None, str | None]:
         reminders = Reminders(ledger, lambda: due)
-        await reminders.start(*_publish(site, ledger, feeds.Renderer(), due))
+        await reminders.start(*publish())
         during = (await asyncio.to_thread(reminders.health)).problem
         await reminders.wake()  # what the sweep does a minute later
         after = (await asyncio.to_thread(reminders.health)).problem
@@ -334,15 +337,11 @@ def test_a_wake_during_a_replan_waits_for_the_new_plan(
     """A sweep that fires while a change is being planned sends its notice, not skips it."""
     (site.calendars / "test.toml").unlink()
     site.write_calendar("nato", SUMMIT.format(location="Ankara, Türkiye", status="confirmed"))
-    clock = [DUE]
-    ledger = Ledger.in_folder(site.root / "state")
-    renderer = feeds.Renderer()
-
-    def publish() -> tuple[inputs.Inputs, publication.Publication]:
-        return _publish(site, ledger, renderer, clock[0])
+    publish = Served(site, DUE)
+    ledger = publish.ledger
 
     async def scenario() -> None:
-        reminders = Reminders(ledger, lambda: clock[0])
+        reminders = Reminders(ledger, lambda: publish.now)
         await reminders.start(*publish())
         queue = reminders._notices  # noqa: SLF001 - the seam where the replan is slowest
 
@@ -352,7 +351,7 @@ def test_a_wake_during_a_replan_waits_for_the_new_plan(
             return found
 
         monkeypatch.setattr(reminders, "_notices", slow_notices)
-        clock[0] = DUE + timedelta(hours=1)
+        publish.now = DUE + timedelta(hours=1)
         site.write_calendar("nato", SUMMIT.format(location="Istanbul, Türkiye", status="confirmed"))
         replanning = asyncio.create_task(reminders.replan(*publish()))
         await asyncio.sleep(0.25)
