@@ -35,7 +35,7 @@ from eventwatch.errors import (
     SettingsError,
     StateError,
 )
-from eventwatch.ledger import DATABASE_FILE, Ledger, make_state_folder
+from eventwatch.ledger import DATABASE_FILE, Ledger, make_state_folder, url_for
 from eventwatch.metrics import Metrics
 
 if TYPE_CHECKING:
@@ -506,7 +506,7 @@ def _unless_running(state_dir: Path) -> Iterator[bool]:
 
     A daemon of an older eventwatch misreads a database upgraded under it (a notice sent as a
     reminder): a command run between installing and restarting must leave it as it is.
-    The lock, when taken, is held until the command is done.
+    The lock, when taken, is held for the block: while the ledger is opened (and upgraded).
     """
     try:
         lock = StateLock(state_dir)
@@ -524,8 +524,11 @@ def statuses(state_dir: Path) -> dict[str, str]:
     if not (state_dir / DATABASE_FILE).is_file():
         return {}
     with _unless_running(state_dir) as upgrade:
-        found = Ledger.statuses_in(state_dir, upgrade=upgrade)
-    return {key: str(status) for key, status in found.items()}
+        ledger = Ledger(url_for(state_dir), upgrade=upgrade)
+    try:
+        return {key: str(row.status) for key, row in ledger.rows().items()}
+    finally:
+        ledger.close()
 
 
 def export(loaded: inputs.Inputs, out: Path) -> list[Path]:

@@ -332,17 +332,6 @@ class Ledger:
         """Open (creating it if need be) the SQLite database in ``state_dir``."""
         return cls(url_for(make_state_folder(state_dir)), upgrade=upgrade)
 
-    @classmethod
-    def statuses_in(cls, state_dir: Path, *, upgrade: bool = True) -> dict[str, Status]:
-        """Each reminder's status in ``state_dir``'s database; nothing if it has none yet."""
-        if not (state_dir / DATABASE_FILE).is_file():
-            return {}
-        ledger = cls(url_for(state_dir), upgrade=upgrade)
-        try:
-            return {key: row.status for key, row in ledger.rows().items()}
-        finally:
-            ledger.close()
-
     @property
     def _where(self) -> str:
         """The database as messages name it: the file, or the URL without its password."""

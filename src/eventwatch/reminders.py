@@ -198,9 +198,8 @@ class Reminders:
             entry = self._entries.get(row.event_uid)
             if entry is None or row.sequence is None:
                 continue  # the event is gone; the dispatcher skips the row as no longer planned
-            kind = policy.Kind(row.kind)
             found[row.key] = policy.notice(
-                entry.event, kind, row.sequence, row.recipient, row.due, known
+                entry.event, row.kind, row.sequence, row.recipient, row.due, known
             )
         return found
 
