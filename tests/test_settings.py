@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import functools
+import json
 import os
 import re
+import socket
 import subprocess
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import quote, unquote
 
 import hypothesis
 import pytest
+import sqlalchemy as sa
 from hypothesis import HealthCheck, given
 from hypothesis import strategies as st
 from pydantic import BaseModel
@@ -353,7 +357,15 @@ def test_unreadable_credential_is_a_one_line_error(tmp_path: Path) -> None:
 CANARY = "canary-5e1b7d"
 """A password no message may ever contain."""
 
-SECRET_KEYS = ["smtp.password", "smtp.password_file", "smtp.username", "smtp", "password"]
+SECRET_KEYS = [
+    "smtp.password",
+    "smtp.password_file",
+    "smtp.username",
+    "smtp",
+    "password",
+    "database.password",
+    "database.password_file",
+]
 
 
 @st.composite
@@ -569,3 +581,332 @@ class TestEnvironmentJson:
         (message,) = problems_of(site.config)
         assert message.startswith("$EVENTWATCH_*: cannot be read: error parsing value")
         assert self.CANARY not in message
+
+
+# What [database] url is told: another database or none at all, and a PostgreSQL URL that
+# cannot be used (UNUSABLE, the reason, then FORM).
+NOT_POSTGRES = (
+    "is not a PostgreSQL URL: write postgresql+psycopg://user@host:5432/database, "
+    "or leave it unset for the SQLite file in state_dir"
+)
+UNUSABLE = "is not a usable PostgreSQL URL: "
+FORM = "; write postgresql+psycopg://user@host:5432/database"
+
+
+class TestDatabase:
+    """[database]: the SQLite file by default, a PostgreSQL URL whose password never shows."""
+
+    SECRET = "hunter2-correct-horse"  # noqa: S105 - a test value
+    URL = "postgresql+psycopg://eventwatch@db.example.org:5432/eventwatch"
+    WITH_PASSWORD = "postgresql+psycopg://eventwatch:hunter2-correct-horse@db.example.org/ev"  # noqa: S105
+
+    def load(self, site: Site, section: str) -> settings.DatabaseSettings:
+        """The [database] section loaded from ``section``'s lines."""
+        site.write_config(f"[database]\n{section}\n")
+        return settings.load(site.config).database
+
+    def test_defaults(self, site: Site) -> None:
+        """Without [database], the ledger is the SQLite file, claims last PT2M, nothing is named."""
+        loaded = settings.load(site.config).database
+        assert (loaded.url, loaded.shown_url, loaded.postgres) == (None, None, False)
+        assert (loaded.password, loaded.password_file, loaded.instance) == (None, None, None)
+        assert loaded.claim_lease == timedelta(minutes=2)
+
+    @pytest.mark.parametrize(
+        "url",
+        [
+            URL,
+            "postgresql+psycopg://db.example.org/eventwatch",
+            "postgresql+psycopg://eventwatch:pa%40ss%2F%3F%23@db.example.org:6432/eventwatch",
+            "postgresql+psycopg://eventwatch@[2001:db8::1]:5432/eventwatch",
+            "postgresql+psycopg://eventwatch@db.example.org/eventwatch?sslmode=verify-full",
+        ],
+    )
+    def test_postgresql_url_is_accepted(self, site: Site, url: str) -> None:
+        """A psycopg URL with a host and a database is kept as written; SQLAlchemy agrees."""
+        loaded = self.load(site, f'url = "{url}"')
+        assert (loaded.url, loaded.postgres) == (url, True)
+        assert loaded.shown_url == sa.make_url(url).render_as_string(hide_password=True)
+
+    @pytest.mark.parametrize("scheme", ["postgresql", "postgres", "PostgreSQL"])
+    def test_plain_scheme_is_read_as_psycopg(self, site: Site, scheme: str) -> None:
+        """postgresql:// and postgres:// become postgresql+psycopg://, the rest unchanged."""
+        loaded = self.load(site, f'url = "{scheme}://eventwatch@db.example.org:5432/eventwatch"')
+        assert loaded.url == self.URL
+
+    @pytest.mark.parametrize(
+        ("url", "message"),
+        [
+            ("mysql://x", f"'mysql://x' {NOT_POSTGRES}"),
+            ("sqlite:///state/eventwatch.db", f"'sqlite:///state/eventwatch.db' {NOT_POSTGRES}"),
+            ("garbage", f"'garbage' {NOT_POSTGRES}"),
+            (
+                "/var/lib/eventwatch/eventwatch.db",
+                f"'/var/lib/eventwatch/eventwatch.db' {NOT_POSTGRES}",
+            ),
+            ("postgresql:/db.example.org/ev", f"'postgresql:/db.example.org/ev' {NOT_POSTGRES}"),
+            (
+                "postgresql+psycopg2://u@h/ev",
+                (
+                    "'postgresql+psycopg2://u@h/ev' names a driver other than psycopg 3: "
+                    "write postgresql+psycopg://user@host:5432/database"
+                ),
+            ),
+            (
+                "postgresql://u@/ev",
+                f"'postgresql://u@/ev' {UNUSABLE}it names no host{FORM}",
+            ),
+            (
+                "postgresql://u@h",
+                f"'postgresql://u@h' {UNUSABLE}it names no database{FORM}",
+            ),
+            (
+                "postgresql://u@h/",
+                f"'postgresql://u@h/' {UNUSABLE}it names no database{FORM}",
+            ),
+            *[
+                (
+                    f"postgresql://u@{where}/ev",
+                    (
+                        f"'postgresql://u@{where}/ev' {UNUSABLE}its host or port cannot be read "
+                        f"(an IPv6 address goes in [ ], a port is 1 to 65535){FORM}"
+                    ),
+                )
+                for where in ["h:0", "h:65536", "h:5432x", "[::1"]
+            ],
+            *[
+                (
+                    f"postgresql://u:p{raw}x@h/ev",
+                    (
+                        f"'postgresql://u:***@h/ev' {UNUSABLE}it reads more than one way "
+                        f"(a password's @ / ? # are written %40 %2F %3F %23){FORM}"
+                    ),
+                )
+                for raw in "@/?#"
+            ],
+            (
+                "postgresql://u@h/ev?password=x",
+                (
+                    f"'postgresql://u@h/ev?password=***' {UNUSABLE}?password= would show wherever "
+                    f"the URL is printed: use password_file instead{FORM}"
+                ),
+            ),
+            (
+                "postgresql://u@h/e v",
+                (
+                    f"'postgresql://u@h/e v' {UNUSABLE}it holds a space or a control character "
+                    f"(a space is written %20){FORM}"
+                ),
+            ),
+        ],
+    )
+    def test_anything_else_is_refused(self, site: Site, url: str, message: str) -> None:
+        """Another database, another driver or a URL short of a host or database is refused."""
+        site.write_config(f"[database]\nurl = {json.dumps(url)}\n")
+        assert problems_of(site.config) == [f"config/eventwatch.toml:4: database.url: {message}"]
+
+    def test_overlong_url_is_refused_unshown(self, site: Site) -> None:
+        """A URL of more than 1,000 characters is refused without being repeated."""
+        (message,) = problems_of(site.config, [f'database.url="postgresql://h/{"e" * 1000}"'])
+        assert message == (
+            "--set: database.url: 1,015 characters is too long (at most 1,000 are allowed here)"
+        )
+
+    @SHARED_SITE
+    @given(
+        before=st.text(st.characters(exclude_categories=["Cs"], exclude_characters="\0")),
+        after=st.text(st.sampled_from("@/?#:%&= aZ")),
+        scheme=st.sampled_from(["postgresql+psycopg", "postgres", "mysql", "sqlite"]),
+        encoded=st.booleans(),
+    )
+    @hypothesis.example(before="", after="@x", scheme="postgres", encoded=False)
+    @hypothesis.example(before="a/b", after="", scheme="postgres", encoded=False)
+    def test_url_password_never_shows(
+        self, site: Site, before: str, after: str, scheme: str, *, encoded: bool
+    ) -> None:
+        """Whatever a URL's password holds, raw or encoded, no message or shown_url has it."""
+        password = before + CANARY + after
+        written = quote(password, safe="") if encoded else password
+        url = f"{scheme}://eventwatch:{written}@db.example.org:5432/eventwatch"
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv("EVENTWATCH_DATABASE__URL", url)
+            shown = errors_of(lambda: settings.load(site.config))
+            if shown:
+                assert shown.startswith("$EVENTWATCH_DATABASE__URL: database.url: ")
+                assert CANARY not in shown
+                return
+            loaded = settings.load(site.config).database
+        assert (
+            loaded.shown_url == "postgresql+psycopg://eventwatch:***@db.example.org:5432/eventwatch"
+        )
+        assert CANARY not in repr(loaded)
+        assert loaded.url is not None
+        read = sa.make_url(loaded.url)  # the reader that opens it sees the same password
+        assert (read.host, read.port, read.database) == ("db.example.org", 5432, "eventwatch")
+        assert read.password == unquote(written)
+
+    def test_url_is_left_out_of_repr(self, site: Site) -> None:
+        """Printing the settings does not show the URL, which may hold a password."""
+        loaded = settings.load(site.config, [f"database.url={self.WITH_PASSWORD}"])
+        assert self.SECRET not in repr(loaded)
+        assert loaded.database.shown_url == "postgresql+psycopg://eventwatch:***@db.example.org/ev"
+
+    def test_password_and_file_together_are_refused(self, site: Site) -> None:
+        """Two sources for one password is ambiguous, as for SMTP."""
+        (site.config.parent / "pw").write_text("x")
+        site.write_config('[database]\npassword = "a"\npassword_file = "pw"\n')
+        assert problems_of(site.config) == [
+            (
+                "config/eventwatch.toml:5: database.password_file: "
+                "set password or password_file, not both"
+            )
+        ]
+
+    def test_password_file_is_read_relative_to_the_config(self, site: Site) -> None:
+        """password_file is read once, its trailing newline dropped."""
+        (site.config.parent / "database-password").write_text(self.SECRET + "\n")
+        loaded = self.load(site, f'url = "{self.URL}"\npassword_file = "database-password"')
+        assert loaded.password is not None
+        assert loaded.password.get_secret_value() == self.SECRET
+
+    def test_systemd_credential_is_the_password(
+        self, site: Site, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    ) -> None:
+        """$CREDENTIALS_DIRECTORY/database-password is read when no password is set."""
+        (tmp_path / "creds").mkdir()
+        (tmp_path / "creds" / "database-password").write_text(self.SECRET + "\n")
+        monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(tmp_path / "creds"))
+        loaded = self.load(site, f'url = "{self.URL}"')
+        assert loaded.password is not None
+        assert loaded.password.get_secret_value() == self.SECRET
+        assert settings.DatabaseSettings().password is None  # the shared default is untouched
+
+    def test_a_set_password_beats_the_credential(
+        self, site: Site, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    ) -> None:
+        """An explicit password wins; the credential is for when the settings say none."""
+        (tmp_path / "creds").mkdir()
+        (tmp_path / "creds" / "database-password").write_text("from-systemd")
+        monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(tmp_path / "creds"))
+        loaded = self.load(site, f'url = "{self.URL}"\npassword = "{self.SECRET}"')
+        assert loaded.password is not None
+        assert loaded.password.get_secret_value() == self.SECRET
+
+    @pytest.mark.parametrize("key", ["password", "password_file"])
+    def test_password_in_url_and_setting_is_refused(self, site: Site, key: str) -> None:
+        """A password in the URL and in password or password_file is given twice."""
+        (site.config.parent / "pw").write_text("x")
+        site.write_config(f'[database]\nurl = "{self.WITH_PASSWORD}"\n{key} = "pw"\n')
+        assert problems_of(site.config) == [
+            (
+                f"config/eventwatch.toml:5: database.{key}: the url holds a password too: "
+                f"give the password once, in {key} or the url"
+            )
+        ]
+
+    def test_password_in_url_and_credential_is_refused(
+        self, site: Site, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    ) -> None:
+        """A password in the URL and in the systemd credential is given twice."""
+        (tmp_path / "creds").mkdir()
+        (tmp_path / "creds" / "database-password").write_text(self.SECRET)
+        monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(tmp_path / "creds"))
+        site.write_config(f'[database]\nurl = "{self.WITH_PASSWORD}"\n')
+        assert problems_of(site.config) == [
+            (
+                "config/eventwatch.toml:4: database.url: holds a password, and so does "
+                "$CREDENTIALS_DIRECTORY/database-password: give the password once"
+            )
+        ]
+
+    @pytest.mark.parametrize(
+        ("text", "lease"),
+        [
+            ("PT5S", timedelta(seconds=5)),
+            ("PT30S", timedelta(seconds=30)),
+            ("PT1H", timedelta(hours=1)),
+        ],
+    )
+    def test_claim_lease_within_bounds(self, site: Site, text: str, lease: timedelta) -> None:
+        """A claim lease from PT5S to PT1H, both ends included, is read as an ISO 8601 duration."""
+        assert self.load(site, f'claim_lease = "{text}"').claim_lease == lease
+
+    @pytest.mark.parametrize(
+        ("text", "message"),
+        [
+            ("PT4S", "must be at least PT5S (5 seconds)"),
+            ("PT4.999S", "must be at least PT5S (5 seconds)"),
+            ("-PT1M", "must be at least PT5S (5 seconds)"),
+            ("PT1H0M1S", "must be at most PT1H (1 hour)"),
+            ("P1D", "must be at most PT1H (1 hour)"),
+        ],
+    )
+    def test_claim_lease_out_of_bounds(self, site: Site, text: str, message: str) -> None:
+        """A claim lease under PT5S or over PT1H is refused, saying the bound."""
+        site.write_config(f'[database]\nclaim_lease = "{text}"\n')
+        assert problems_of(site.config) == [
+            f"config/eventwatch.toml:4: database.claim_lease: {message}"
+        ]
+
+    @pytest.mark.parametrize("name", ["calendar1", "x", "eventwatch on db-1 (Brüssel)", "n" * 100])
+    def test_instance_is_kept(self, site: Site, name: str) -> None:
+        """A printable name of 1 to 100 characters is the instance's name."""
+        loaded = self.load(site, f"instance = {json.dumps(name)}")
+        assert loaded.instance == loaded.instance_name == name
+
+    @pytest.mark.parametrize(
+        ("name", "message"),
+        [
+            ("", "must not be empty or only spaces"),
+            ("   ", "must not be empty or only spaces"),
+            ("n" * 101, "101 characters is too long (at most 100 are allowed)"),
+            (
+                "node\t1",
+                "character U+0009 is not allowed: printable ones only, no tabs or line breaks",
+            ),
+            (
+                "node\n1",
+                "character U+000A is not allowed: printable ones only, no tabs or line breaks",
+            ),
+            (
+                "node\x1b[31m",
+                "character U+001B is not allowed: printable ones only, no tabs or line breaks",
+            ),
+            (
+                "node\u2028",
+                "character U+2028 is not allowed: printable ones only, no tabs or line breaks",
+            ),
+        ],
+    )
+    def test_bad_instance_is_refused(self, site: Site, name: str, message: str) -> None:
+        """An empty, blank, overlong or unprintable instance name is refused."""
+        site.write_config(f"[database]\ninstance = {json.dumps(name)}\n")
+        assert problems_of(site.config) == [
+            f"config/eventwatch.toml:4: database.instance: {message}"
+        ]
+
+    def test_instance_name_defaults_to_host_and_pid(self, site: Site) -> None:
+        """Unset, the instance's name is the host name and this process's id."""
+        loaded = settings.load(site.config).database
+        assert loaded.instance_name == f"{socket.gethostname()}-{os.getpid()}"
+        assert loaded.instance_name.endswith(f"-{os.getpid()}")
+
+    def test_environment_sets_the_section(
+        self, site: Site, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """EVENTWATCH_DATABASE__* variables override the file, as for every section."""
+        site.write_config('[database]\nclaim_lease = "PT1M"\ninstance = "from-file"\n')
+        monkeypatch.setenv("EVENTWATCH_DATABASE__URL", "postgres://eventwatch@db.example.org/ev")
+        monkeypatch.setenv("EVENTWATCH_DATABASE__CLAIM_LEASE", "PT30S")
+        loaded = settings.load(site.config).database
+        assert loaded.url == "postgresql+psycopg://eventwatch@db.example.org/ev"
+        assert (loaded.claim_lease, loaded.instance) == (timedelta(seconds=30), "from-file")
+
+    def test_bad_environment_url_names_the_variable(
+        self, site: Site, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A refused URL from the environment is blamed on the variable, its password masked."""
+        monkeypatch.setenv("EVENTWATCH_DATABASE__URL", f"mysql://u:{self.SECRET}@h/ev")
+        assert problems_of(site.config) == [
+            f"$EVENTWATCH_DATABASE__URL: database.url: 'mysql://u:***@h/ev' {NOT_POSTGRES}"
+        ]

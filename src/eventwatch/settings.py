@@ -8,12 +8,15 @@ import email.headerregistry
 import email.utils
 import json
 import os
+import re
+import socket
 import tomllib
 import types
 import typing
 from datetime import time, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Self
+from urllib.parse import parse_qsl, urlsplit
 
 from pydantic import (
     AfterValidator,
@@ -187,6 +190,161 @@ def _read_secret(path: Path, loc: tuple[str, ...], named: str) -> str:
     raise InvalidField(loc, f"cannot read {named}: {reason}")
 
 
+URL_AT_MOST = 1_000
+"""Characters in ``[database] url``: room for any real server and options, never a page."""
+
+_POSTGRES_SCHEMES = frozenset({"postgresql+psycopg", "postgresql", "postgres"})
+_URL_FORM = "postgresql+psycopg://user@host:5432/database"
+_QUERY_PASSWORD = re.compile(r"(password=)[^&]*", re.IGNORECASE)
+
+
+def masked_url(text: str) -> str:
+    """``text`` with whatever could be a URL's password replaced by ``***``.
+
+    The password is taken to run from the first ``:`` after ``scheme://`` to the last ``@``:
+    wider than any parser reads it, so that no part of a password written without
+    percent-encoding (``p@ss/w#rd``) shows, not even in the message refusing it.
+    """
+    head, sep, rest = text.partition("://")
+    at = rest.rfind("@")
+    user, colon, _ = rest[: max(at, 0)].partition(":")
+    if at >= 0 and colon:
+        rest = f"{user}:***{rest[at:]}"
+    return _QUERY_PASSWORD.sub(r"\1***", head + sep + rest)
+
+
+def _unusable_url(url: str) -> str | None:
+    """Why the ``postgresql+psycopg://`` URL ``url`` cannot be used, if it cannot.
+
+    Accepted URLs are read the same way by ``urllib.parse`` and by SQLAlchemy, which opens
+    them; where the two would differ (a raw ``@ / ? #`` in a password), the URL is refused,
+    lest the server get one password and the masking hide another.
+    """
+    if any(not c.isprintable() or c.isspace() for c in url):
+        return "it holds a space or a control character (a space is written %20)"
+    rest = url.partition("://")[2]
+    before_at = rest.partition("@")[0] if "@" in rest else ""
+    if "#" in rest or rest.count("@") > 1 or "/" in before_at or "?" in before_at:
+        return "it reads more than one way (a password's @ / ? # are written %40 %2F %3F %23)"
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        port = 0
+    if port == 0:
+        return "its host or port cannot be read (an IPv6 address goes in [ ], a port is 1 to 65535)"
+    checks = (
+        (not parts.hostname, "it names no host"),
+        (not parts.path.removeprefix("/"), "it names no database"),
+        (
+            any(key.lower() == "password" for key, _ in parse_qsl(parts.query)),
+            "?password= would show wherever the URL is printed: use password_file instead",
+        ),
+    )
+    return next((reason for failed, reason in checks if failed), None)
+
+
+def _postgres_url(value: str) -> str:
+    """A PostgreSQL URL for psycopg 3, its scheme written ``postgresql+psycopg``."""
+    if len(value) > URL_AT_MOST:
+        msg = f"{len(value):,} characters is too long (at most {URL_AT_MOST:,} are allowed here)"
+        raise ValueError(msg)
+    scheme, sep, rest = value.partition("://")
+    shown = masked_url(value)
+    if sep and scheme.lower().startswith("postgres") and scheme.lower() not in _POSTGRES_SCHEMES:
+        msg = f"{shown!r} names a driver other than psycopg 3: write {_URL_FORM}"
+        raise ValueError(msg)
+    if not sep or scheme.lower() not in _POSTGRES_SCHEMES:
+        msg = (
+            f"{shown!r} is not a PostgreSQL URL: write {_URL_FORM}, "
+            "or leave it unset for the SQLite file in state_dir"
+        )
+        raise ValueError(msg)
+    url = f"postgresql+psycopg://{rest}"
+    reason = _unusable_url(url)
+    if reason is not None:
+        msg = f"{shown!r} is not a usable PostgreSQL URL: {reason}; write {_URL_FORM}"
+        raise ValueError(msg)
+    return url
+
+
+CLAIM_LEASE_AT_LEAST = timedelta(seconds=5)
+CLAIM_LEASE_AT_MOST = timedelta(hours=1)
+
+
+def _claim_lease(value: timedelta) -> timedelta:
+    """A lease within its bounds."""
+    if value < CLAIM_LEASE_AT_LEAST:
+        raise ValueError("must be at least PT5S (5 seconds)")
+    if value > CLAIM_LEASE_AT_MOST:
+        raise ValueError("must be at most PT1H (1 hour)")
+    return value
+
+
+INSTANCE_AT_MOST = 100
+
+
+def _instance(value: str) -> str:
+    """A name for this process in the shared ledger: one printable line, not blank."""
+    if not value.strip():
+        raise ValueError("must not be empty or only spaces")
+    if len(value) > INSTANCE_AT_MOST:
+        msg = f"{len(value):,} characters is too long (at most {INSTANCE_AT_MOST} are allowed)"
+        raise ValueError(msg)
+    for char in value:
+        if not char.isprintable():
+            code = f"U+{ord(char):04X}"
+            msg = f"character {code} is not allowed: printable ones only, no tabs or line breaks"
+            raise ValueError(msg)
+    return value
+
+
+class DatabaseSettings(Section):
+    """Where the ledger lives: the SQLite file in ``state_dir``, or a PostgreSQL server."""
+
+    # Out of repr: the URL may hold a password; ``shown_url`` is the printable form.
+    url: Annotated[str, AfterValidator(_postgres_url)] | None = Field(default=None, repr=False)
+    password: SecretStr | None = None
+    password_file: ConfigPath | None = None
+    claim_lease: Annotated[timedelta, AfterValidator(_claim_lease)] = timedelta(minutes=2)
+    instance: Annotated[str, AfterValidator(_instance)] | None = None
+
+    @model_validator(mode="after")
+    def _read_password_file(self) -> Self:
+        if self.password_file is not None and self.password is not None:
+            raise InvalidField(("password_file",), "set password or password_file, not both")
+        given = "password_file" if self.password_file is not None else "password"
+        if getattr(self, given) is not None and self.url_has_password:
+            message = f"the url holds a password too: give the password once, in {given} or the url"
+            raise InvalidField((given,), message)
+        if self.password_file is None:
+            return self
+        secret = _read_secret(self.password_file, ("password_file",), "the password file")
+        # The model is frozen for everyone else; this is its own validator completing it.
+        object.__setattr__(self, "password", SecretStr(secret))
+        return self
+
+    @property
+    def postgres(self) -> bool:
+        """Whether the ledger is on PostgreSQL (a URL is set) rather than the SQLite file."""
+        return self.url is not None
+
+    @property
+    def shown_url(self) -> str | None:
+        """The URL with its password as ``***``, to print and log; None when unset."""
+        return None if self.url is None else masked_url(self.url)
+
+    @property
+    def url_has_password(self) -> bool:
+        """Whether the URL itself holds a password (``user:secret@host``)."""
+        return self.url is not None and urlsplit(self.url).password is not None
+
+    @property
+    def instance_name(self) -> str:
+        """This process's name in the ledger's claims: the setting, else ``HOST-PID``."""
+        return self.instance or f"{socket.gethostname()}-{os.getpid()}"
+
+
 class LogSettings(Section):
     """What the daemon writes to stderr (the journal, under systemd)."""
 
@@ -250,6 +408,7 @@ class Settings(_Sourced):
     feeds: FeedSettings = FeedSettings()
     mail: MailSettings = MailSettings()
     smtp: SmtpSettings = SmtpSettings()
+    database: DatabaseSettings = DatabaseSettings()
     reminders: ReminderDefaults = ReminderDefaults()
     log: LogSettings = LogSettings()
 
@@ -264,6 +423,21 @@ class Settings(_Sourced):
             # Frozen for everyone else; this is its own validator completing it. A copy, as
             # the section may be the shared default instance.
             object.__setattr__(self, "smtp", self.smtp.model_copy(update={"password": secret}))
+        return self
+
+    @model_validator(mode="after")
+    def _database_password_from_credential(self) -> Self:
+        # As for smtp-password: LoadCredential=database-password:FILE, read at every load.
+        credential = _credential("database-password")
+        if credential is not None and self.database.password is None:
+            named = "$CREDENTIALS_DIRECTORY/database-password"
+            if self.database.url_has_password:
+                message = f"holds a password, and so does {named}: give the password once"
+                raise InvalidField(("database", "url"), message)
+            secret = SecretStr(_read_secret(credential, ("database", "password"), named))
+            section = self.database.model_copy(update={"password": secret})
+            # Frozen for everyone else; this is its own validator completing it, with a copy.
+            object.__setattr__(self, "database", section)
         return self
 
     @model_validator(mode="after")
