@@ -96,7 +96,7 @@ async def eventwatch_run(port: int, shape: str, *, ahead: bool) -> dict[str, flo
     plan = policy.reminders((calendar(due, shape),), ReminderPolicy())
     with tempfile.TemporaryDirectory() as state:
         ledger = Ledger.in_folder(Path(state))
-        ledger.reconcile(policy.follow(plan, due - lead))
+        ledger.reconcile(policy.follow(plan), due - lead)
         settings = SmtpSettings(
             host="127.0.0.1", port=port, security="none", max_connections=CONNECTIONS
         )

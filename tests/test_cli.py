@@ -260,8 +260,8 @@ def test_plan_shows_ledger_status(run: Runner, shipped: tuple[str, ...], tmp_pat
     loaded = inputs.load(SHIPPED_CONFIG, [f"state_dir={tmp_path / 'state'}"])
     ledger = Ledger.in_folder(loaded.settings.state_dir)
     plan = policy.reminders(loaded.calendars, loaded.settings.reminders)
-    ledger.reconcile(policy.follow(plan, datetime(2026, 1, 1, tzinfo=UTC)))
-    (first, *_) = ledger.claim_due(datetime(2026, 1, 13, 8, tzinfo=UTC))
+    ledger.reconcile(policy.follow(plan), datetime(2026, 1, 1, tzinfo=UTC))
+    (first, *_) = ledger.claim_due(datetime(2026, 1, 13, 8, tzinfo=UTC)).rows
     ledger.mark_sent(first.key, "<x@example.org>", datetime(2026, 1, 13, 8, tzinfo=UTC))
     ledger.close()
     rows = json.loads(run(*shipped, "plan", "--json", "--at", "2026-01-01T00:00:00Z").out)
@@ -367,7 +367,7 @@ def test_a_damaged_ledger_exits_2_naming_the_file_and_is_kept(
     state = site.root / "state"
     ledger = Ledger.in_folder(state)
     plan = policy.reminders(inputs.load(site.config).calendars, ReminderPolicy())
-    ledger.reconcile(policy.follow(plan, datetime(2026, 1, 1, tzinfo=UTC)))
+    ledger.reconcile(policy.follow(plan), datetime(2026, 1, 1, tzinfo=UTC))
     ledger.close()
     db = state / "eventwatch.db"
     for extra in ("eventwatch.db-wal", "eventwatch.db-shm"):

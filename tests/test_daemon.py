@@ -25,7 +25,7 @@ from eventwatch.daemon import Daemon, SenderLoop, StateLock, export
 from eventwatch.delivery import SmtpDelivery
 from eventwatch.dispatch import Dispatcher
 from eventwatch.errors import OperationError
-from eventwatch.ledger import Ledger
+from eventwatch.ledger import SCHEMA_VERSION, Ledger
 
 from .conftest import SHIPPED_CONFIG
 from .helpers import (
@@ -275,7 +275,7 @@ def test_refused_connection_then_server_back(tmp_path: Path) -> None:
     loaded = inputs.load(tmp_path / "config" / "eventwatch.toml")
     ledger = Ledger.in_folder(loaded.settings.state_dir)
     plan = policy.reminders(loaded.calendars, loaded.settings.reminders)
-    ledger.reconcile(policy.follow(plan, origin))
+    ledger.reconcile(policy.follow(plan), origin)
     delivery = SmtpDelivery(loaded.settings.smtp)
     dispatcher = Dispatcher(
         ledger=ledger,
@@ -620,7 +620,7 @@ class TestUpgradeBesideARunningDaemon:
         """With the folder free, plan upgrades the older ledger and shows its statuses."""
         version_2_ledger(tmp_path)
         found = daemon_module.statuses(tmp_path)
-        assert _schema(tmp_path) == 3
+        assert _schema(tmp_path) == SCHEMA_VERSION
         assert found["u|changed|4|a@example.org"] == "pending"
 
     def test_plan_with_no_ledger_yet_makes_none(self, tmp_path: Path) -> None:

@@ -49,7 +49,7 @@ class Refusing:
 def ledger(tmp_path: Path) -> Ledger:
     """A ledger holding the plan."""
     made = Ledger.in_folder(tmp_path / "state")
-    made.reconcile(policy.follow(plan(), DUE - timedelta(days=30)))
+    made.reconcile(policy.follow(plan()), DUE - timedelta(days=30))
     return made
 
 
@@ -193,7 +193,7 @@ def test_only_what_falls_due_soon_is_built_ahead(ledger: Ledger) -> None:
     send = dispatcher(ledger, accept())
     assert asyncio.run(send.prepare_ahead(DUE - timedelta(hours=1))) == 0
     assert asyncio.run(send.prepare_ahead(DUE - timedelta(minutes=1))) == 1
-    ledger.reconcile(policy.follow([], DUE - timedelta(minutes=1)))  # the event is gone: cancelled
+    ledger.reconcile(policy.follow([]), DUE - timedelta(minutes=1))  # the event is gone: cancelled
     assert asyncio.run(send.prepare_ahead(DUE - timedelta(seconds=30))) == 0
     assert send.prepared == {}
 
@@ -219,7 +219,7 @@ def test_halt_starts_no_new_send(tmp_path: Path) -> None:
     """Halted mid-batch, the send in flight ends sent and the rest stay claimed for requeueing."""
     reminders = plan(recipients=3)
     ledger = Ledger.in_folder(tmp_path / "state")
-    ledger.reconcile(policy.follow(reminders, DUE - timedelta(days=30)))
+    ledger.reconcile(policy.follow(reminders), DUE - timedelta(days=30))
     halting = Halting()
     send = dispatcher(ledger, halting, reminders=reminders)
     halting.dispatcher = send
@@ -236,7 +236,7 @@ def test_one_message_that_cannot_be_made_fails_alone(tmp_path: Path) -> None:
     """A reminder whose message cannot be made fails with its reason; the rest go out."""
     reminders = plan(recipients=3)
     made = Ledger.in_folder(tmp_path / "state")
-    made.reconcile(policy.follow(reminders, DUE - timedelta(days=30)))
+    made.reconcile(policy.follow(reminders), DUE - timedelta(days=30))
     send = dispatcher(made, MaildirDelivery(tmp_path / "outbox"), reminders=reminders)
     real = send.attachment
     calls = iter(range(3))
@@ -281,7 +281,7 @@ def test_a_reminder_due_in_a_change_night_is_sent_once(
     )
     reminders = policy.reminders((cal,), ReminderPolicy())
     made = Ledger.in_folder(tmp_path / "state")
-    made.reconcile(policy.follow(reminders, night - timedelta(days=1)))
+    made.reconcile(policy.follow(reminders), night - timedelta(days=1))
     send = dispatcher(made, MaildirDelivery(tmp_path / "outbox"), reminders=reminders)
     passes = [night + timedelta(minutes=5 * n) for n in range(12 * 7)]  # 22:00 to 05:00 UTC
     outcomes = [o for at in passes for o in asyncio.run(send.run_due(at))]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import sqlite3
+import threading
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -118,21 +119,21 @@ class TestReminders:
     def test_reconcile_inserts_the_plan_as_pending(self, url: str) -> None:
         """Every planned reminder becomes one pending row with its due instant."""
         ledger = Ledger(url)
-        result = ledger.reconcile(policy.follow(_plan(), EARLY))
+        result = ledger.reconcile(policy.follow(_plan()), EARLY)
         assert (result.inserted, result.cancelled) == (2, 0)
         rows = ledger.rows()
         assert sorted((r.offset, r.due, r.status) for r in rows.values()) == [
             ("P1D", datetime(2026, 7, 6, 6, tzinfo=UTC), Status.PENDING),
             ("P7D", datetime(2026, 6, 30, 6, tzinfo=UTC), Status.PENDING),
         ]
-        assert ledger.reconcile(policy.follow(_plan(), EARLY)).inserted == 0  # idempotent
+        assert ledger.reconcile(policy.follow(_plan()), EARLY).inserted == 0  # idempotent
         ledger.close()
 
     def test_moved_event_cancels_pending_and_plans_anew(self, url: str) -> None:
         """Moving the event cancels its pending reminders and adds ones at the new time."""
         ledger = Ledger(url)
-        ledger.reconcile(policy.follow(_plan(), EARLY))
-        result = ledger.reconcile(policy.follow(_plan(start=date(2026, 7, 14)), EARLY))
+        ledger.reconcile(policy.follow(_plan()), EARLY)
+        result = ledger.reconcile(policy.follow(_plan(start=date(2026, 7, 14))), EARLY)
         assert (result.inserted, result.cancelled) == (2, 2)
         statuses = sorted((r.due.date(), r.status) for r in ledger.rows().values())
         assert statuses == [
@@ -146,10 +147,10 @@ class TestReminders:
     def test_sent_rows_are_never_touched(self, url: str) -> None:
         """A sent reminder stays sent when its event disappears from the plan."""
         ledger = Ledger(url)
-        ledger.reconcile(policy.follow(_plan(), EARLY))
-        (claimed,) = ledger.claim_due(datetime(2026, 6, 30, 6, tzinfo=UTC))
+        ledger.reconcile(policy.follow(_plan()), EARLY)
+        (claimed,) = ledger.claim_due(datetime(2026, 6, 30, 6, tzinfo=UTC)).rows
         ledger.mark_sent(claimed.key, "<id@eventwatch>", datetime(2026, 6, 30, 6, tzinfo=UTC))
-        ledger.reconcile(policy.follow([], EARLY))
+        ledger.reconcile(policy.follow([]), EARLY)
         row = ledger.rows()[claimed.key]
         assert (row.status, row.message_id) == (Status.SENT, "<id@eventwatch>")
         ledger.close()
@@ -157,20 +158,20 @@ class TestReminders:
     def test_cancelled_comes_back_when_the_event_moves_back(self, url: str) -> None:
         """Moving an event back revives its cancelled reminders that are not yet due."""
         ledger = Ledger(url)
-        ledger.reconcile(policy.follow(_plan(), EARLY))
-        ledger.reconcile(policy.follow(_plan(start=date(2026, 7, 14)), EARLY))
-        result = ledger.reconcile(policy.follow(_plan(), EARLY))
+        ledger.reconcile(policy.follow(_plan()), EARLY)
+        ledger.reconcile(policy.follow(_plan(start=date(2026, 7, 14))), EARLY)
+        result = ledger.reconcile(policy.follow(_plan()), EARLY)
         assert (result.revived, result.cancelled) == (2, 2)
         ledger.close()
 
     def test_claim_takes_only_due_rows_once(self, url: str) -> None:
         """A due row is claimed once, with its attempt counted; later rows wait."""
         ledger = Ledger(url)
-        ledger.reconcile(policy.follow(_plan(), EARLY))
+        ledger.reconcile(policy.follow(_plan()), EARLY)
         at = datetime(2026, 6, 30, 6, tzinfo=UTC)
-        (claimed,) = ledger.claim_due(at)
+        (claimed,) = ledger.claim_due(at).rows
         assert (claimed.offset, claimed.status, claimed.attempts) == ("P7D", Status.SENDING, 1)
-        assert ledger.claim_due(at) == []
+        assert ledger.claim_due(at).rows == []
         assert ledger.rows()[claimed.key].status is Status.SENDING
         assert ledger.requeue_in_flight() == 1  # what a crash left sending is pending again
         assert ledger.rows()[claimed.key].status is Status.PENDING
@@ -179,26 +180,26 @@ class TestReminders:
     def test_retry_waits_for_its_time(self, url: str) -> None:
         """A retried row is pending again but claimable only from its next attempt."""
         ledger = Ledger(url)
-        ledger.reconcile(policy.follow(_plan(offsets=("P7D",)), EARLY))
+        ledger.reconcile(policy.follow(_plan(offsets=("P7D",))), EARLY)
         at = datetime(2026, 6, 30, 6, tzinfo=UTC)
-        (claimed,) = ledger.claim_due(at)
+        (claimed,) = ledger.claim_due(at).rows
         retry_at = at + timedelta(minutes=1)
         ledger.mark_retry(claimed.key, "451 try later", retry_at)
         assert ledger.next_due() == retry_at
-        assert ledger.claim_due(at + timedelta(seconds=30)) == []
-        (again,) = ledger.claim_due(retry_at)
+        assert ledger.claim_due(at + timedelta(seconds=30)).rows == []
+        (again,) = ledger.claim_due(retry_at).rows
         assert (again.attempts, again.last_error) == (2, "451 try later")
         ledger.close()
 
     def test_failed_and_skipped_are_final(self, url: str) -> None:
         """Failed and skipped rows are never claimed and do not count as next due."""
         ledger = Ledger(url)
-        ledger.reconcile(policy.follow(_plan(), EARLY))
-        first, second = sorted(ledger.rows().values(), key=lambda r: r.due)
-        ledger.mark_failed(first.key, "550 no such user")
-        ledger.mark_skipped(second.key, "due 7 h before eventwatch ran")
+        ledger.reconcile(policy.follow(_plan()), EARLY)
+        first, second = ledger.claim_due(datetime(2026, 7, 7, tzinfo=UTC)).rows
+        assert ledger.mark_failed(first.key, "550 no such user")
+        assert ledger.mark_skipped(second.key, "due 7 h before eventwatch ran")
         assert ledger.next_due() is None
-        assert ledger.claim_due(datetime(2027, 1, 1, tzinfo=UTC)) == []
+        assert ledger.claim_due(datetime(2027, 1, 1, tzinfo=UTC)).rows == []
         ledger.close()
 
     def test_version_1_database_is_upgraded(self, tmp_path: Path) -> None:
@@ -218,7 +219,7 @@ class TestReminders:
         engine.dispose()
         ledger = Ledger.in_folder(tmp_path)
         assert ledger.revisions()["a"].sequence == 3
-        assert ledger.reconcile(policy.follow(_plan(), EARLY)).inserted == 2
+        assert ledger.reconcile(policy.follow(_plan()), EARLY).inserted == 2
         ledger.close()
         engine = sa.create_engine(f"sqlite:///{tmp_path / DATABASE_FILE}")
         with engine.connect() as connection:
@@ -328,3 +329,252 @@ def test_instances_starting_together_create_the_schema_once(postgres_database: s
         versions = connection.execute(sa.text("SELECT version FROM schema_version")).all()
     engine.dispose()
     assert [tuple(v) for v in versions] == [(SCHEMA_VERSION,)]
+
+
+def _crowd(recipients: int, start: date = date(2026, 7, 7)) -> list[Reminder]:
+    """The one-day-ahead reminders of one all-day event for ``recipients`` recipients."""
+    cal = Calendar.model_validate(
+        {
+            "id": "cal",
+            "name": "Cal",
+            "timezone": "Europe/Istanbul",
+            "reminders": {
+                "offsets": ["P1D"],
+                "recipients": [{"address": f"r{n}@example.org"} for n in range(recipients)],
+            },
+            "events": [{"id": "summit", "title": "Summit", "start": start}],
+        },
+    )
+    return policy.reminders((cal,), ReminderPolicy())
+
+
+DUE = datetime(2026, 7, 6, 6, tzinfo=UTC)
+"""When the reminders of ``_crowd`` are due."""
+
+
+def _seed(url: str, plan: list[Reminder]) -> None:
+    """The ledger at ``url`` with ``plan`` reconciled into it."""
+    ledger = Ledger(url)
+    ledger.reconcile(policy.follow(plan), EARLY)
+    ledger.close()
+
+
+def _lease_until(url: str, key: str) -> int | None:
+    """The stored end of the lease of ``key``, in seconds."""
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as connection:
+            query = sa.text("SELECT lease_until FROM reminders WHERE key = :key")
+            found: int | None = connection.execute(query, {"key": key}).scalar()
+            return found
+    finally:
+        engine.dispose()
+
+
+class TestClaims:
+    """Claims by several instances on one database, each held for a lease."""
+
+    def test_instances_claiming_at_once_never_claim_one_row_twice(self, url: str) -> None:
+        """Three instances claiming 300 due rows in small batches at once share them out."""
+        _seed(url, _crowd(300))
+        ledgers = [Ledger(url, instance=name) for name in "abc"]
+
+        def drain(ledger: Ledger) -> list[str]:
+            taken: list[str] = []
+            while rows := ledger.claim_due(DUE, limit=7).rows:
+                taken += [r.key for r in rows]
+            return taken
+
+        with concurrent.futures.ThreadPoolExecutor(3) as pool:
+            shares = list(pool.map(drain, ledgers))
+        everything = [key for share in shares for key in share]
+        assert sorted(everything) == sorted(ledgers[0].rows())
+        assert len(everything) == len(set(everything)) == 300
+        for ledger in ledgers:
+            ledger.close()
+
+    def test_a_claim_takes_at_most_its_limit_soonest_first(self, url: str) -> None:
+        """A claim of 5 out of 12 due takes 5, the earliest due first, then by key."""
+        ledger = Ledger(url)
+        ledger.reconcile(policy.follow(_crowd(10) + _plan()), EARLY)
+        claim = ledger.claim_due(DUE, limit=5)
+        assert [r.due for r in claim.rows] == [datetime(2026, 6, 30, 6, tzinfo=UTC)] + [DUE] * 4
+        assert [r.key for r in claim.rows[1:]] == sorted(r.key for r in claim.rows[1:])
+        assert claim.now == DUE
+        ledger.close()
+
+    def test_an_expired_lease_is_taken_over_by_another_instance(self, url: str) -> None:
+        """Until the lease ends no one else claims the row; then another does, as attempt 2."""
+        _seed(url, _crowd(1))
+        first = Ledger(url, instance="a", lease=timedelta(minutes=2))
+        other = Ledger(url, instance="b")
+        (claimed,) = first.claim_due(DUE).rows
+        assert other.claim_due(DUE + timedelta(minutes=2)).rows == []  # the lease's last second
+        (taken,) = other.claim_due(DUE + timedelta(minutes=2, seconds=1)).rows
+        assert (taken.key, taken.attempts, taken.status) == (claimed.key, 2, Status.SENDING)
+        assert [(a.number, a.instance) for a in other.attempts(claimed.key)] == [
+            (1, "a"),
+            (2, "b"),
+        ]
+        first.close()
+        other.close()
+
+    def test_an_instance_whose_row_was_taken_over_cannot_settle_it(self, url: str) -> None:
+        """After a takeover the first's retry is refused, its send recorded; each attempt kept."""
+        _seed(url, _crowd(1))
+        first = Ledger(url, instance="a")
+        other = Ledger(url, instance="b")
+        (claimed,) = first.claim_due(DUE).rows
+        other.claim_due(DUE + timedelta(hours=1))
+        assert not first.mark_retry(claimed.key, "451 later", DUE + timedelta(hours=2))
+        assert first.rows()[claimed.key].status is Status.SENDING
+        assert first.mark_sent(claimed.key, "<id@x>", DUE)  # the server said 250: it went out
+        assert not other.mark_sent(claimed.key, "<id@x>", DUE)  # recorded once
+        assert other.rows()[claimed.key].status is Status.SENT
+        assert [(a.instance, a.result) for a in other.attempts(claimed.key)] == [
+            ("a", "sent"),
+            ("b", "sent"),
+        ]
+        first.close()
+        other.close()
+
+    def test_extending_keeps_the_rows_this_instance_sends(self, url: str) -> None:
+        """Renewed leases run from the database's now; rows not sending are left alone."""
+        ledger = Ledger(url, instance="a", lease=timedelta(minutes=2))
+        ledger.reconcile(policy.follow(_crowd(2)), EARLY)
+        first, second = ledger.claim_due(DUE).rows
+        ledger.mark_sent(second.key, "<id@x>", DUE)
+        before = ledger.now()
+        assert ledger.extend_leases() == 1
+        held = _lease_until(url, first.key)
+        assert held is not None
+        assert held >= int(before.timestamp()) + 120
+        assert _lease_until(url, second.key) is None
+        ledger.close()
+
+    def test_a_reminder_past_its_lease_is_next_due_then(self, url: str) -> None:
+        """A row left sending wants attention when its lease runs out."""
+        ledger = Ledger(url, instance="a", lease=timedelta(minutes=5))
+        ledger.reconcile(policy.follow(_crowd(1)), EARLY)
+        ledger.claim_due(DUE)
+        assert ledger.next_due() == DUE + timedelta(minutes=5)
+        ledger.close()
+
+    def test_the_database_clock_decides_when_no_instant_is_given(self, url: str) -> None:
+        """Without an instant, a claim goes by the database's: due 2 s ago yes, in 60 s not."""
+        _seed(url, _crowd(2))
+        ledger = Ledger(url)
+        now = ledger.now()
+        assert abs(now - datetime.now(UTC)) < timedelta(seconds=5)  # this host is the server's
+        past, future = sorted(ledger.rows())
+        engine = sa.create_engine(url)
+        with engine.begin() as connection:
+            dues = {past: now - timedelta(seconds=2), future: now + timedelta(seconds=60)}
+            for key, due in dues.items():
+                connection.execute(
+                    sa.text("UPDATE reminders SET due = :due WHERE key = :key"),
+                    {"due": int(due.timestamp()), "key": key},
+                )
+        engine.dispose()
+        claim = ledger.claim_due()
+        assert [r.key for r in claim.rows] == [past]
+        assert now <= claim.now < now + timedelta(seconds=5)
+        ledger.close()
+
+    def test_every_claim_is_recorded_with_its_instance_and_result(self, url: str) -> None:
+        """A retry then a send: two attempts, each with its instance, result and instant."""
+        _seed(url, _crowd(1))
+        first = Ledger(url, instance="host-a-1")
+        other = Ledger(url, instance="host-b-7")
+        (row,) = first.claim_due(DUE).rows
+        first.mark_retry(row.key, "451 later", DUE + timedelta(minutes=1))
+        other.claim_due(DUE + timedelta(minutes=1))
+        other.mark_sent(row.key, "<id@x>", DUE + timedelta(minutes=1))
+        attempts = first.attempts(row.key)
+        assert [(a.number, a.instance, a.result, a.claimed_at) for a in attempts] == [
+            (1, "host-a-1", "retry", DUE),
+            (2, "host-b-7", "sent", DUE + timedelta(minutes=1)),
+        ]
+        first.close()
+        other.close()
+
+    def test_reconciling_at_once_writes_each_row_once(self, url: str) -> None:
+        """Four instances reconciling one plan at the same moment add each reminder once."""
+        plan = _crowd(200)
+        ledgers = [Ledger(url, instance=str(n)) for n in range(4)]
+        gate = threading.Barrier(4)
+
+        def reconcile(ledger: Ledger) -> None:
+            gate.wait()
+            ledger.reconcile(policy.follow(plan), EARLY)
+
+        with concurrent.futures.ThreadPoolExecutor(4) as pool:
+            list(pool.map(reconcile, ledgers))
+        assert sorted(ledgers[0].rows()) == sorted(r.key for r in plan)
+        for ledger in ledgers:
+            ledger.close()
+
+    def test_a_revision_saved_by_instances_at_once_is_stored_once(self, url: str) -> None:
+        """Instances saving the same new revisions at once all succeed; one copy is kept."""
+        revisions = [Revision(f"uid-{n}", 0, "m", "c", WHEN) for n in range(300)]
+        ledgers = [Ledger(url, instance=str(n)) for n in range(4)]
+        gate = threading.Barrier(4)
+
+        def save(ledger: Ledger) -> None:
+            gate.wait()
+            ledger.save_revisions(revisions)
+
+        with concurrent.futures.ThreadPoolExecutor(4) as pool:
+            list(pool.map(save, ledgers))
+        assert ledgers[0].revisions() == {r.uid: r for r in revisions}
+        for ledger in ledgers:
+            ledger.close()
+
+    def test_a_version_3_ledger_gains_the_claim_columns(self, url: str) -> None:
+        """A schema 3 ledger is upgraded with its rows as they were and empty leases."""
+        ledger = Ledger(url)
+        ledger.reconcile(policy.follow(_plan()), EARLY)
+        before = ledger.rows()
+        ledger.close()
+        engine = sa.create_engine(url)
+        with engine.begin() as connection:
+            connection.execute(sa.text("DROP TABLE attempts"))
+            for column in ("claimed_by", "lease_until"):
+                connection.execute(sa.text(f"ALTER TABLE reminders DROP COLUMN {column}"))
+            connection.execute(sa.text("UPDATE schema_version SET version = 3"))
+        engine.dispose()
+        upgraded = Ledger(url, instance="a")
+        assert upgraded.rows() == before
+        (claimed, _) = upgraded.claim_due(datetime(2026, 7, 7, tzinfo=UTC)).rows
+        assert [a.instance for a in upgraded.attempts(claimed.key)] == ["a"]
+        upgraded.close()
+        engine = sa.create_engine(url)
+        with engine.connect() as connection:
+            version = connection.execute(sa.text("SELECT version FROM schema_version")).scalar()
+        engine.dispose()
+        assert version == SCHEMA_VERSION == 4
+
+
+def test_a_shared_database_gives_back_only_this_instances_claims(postgres_database: str) -> None:
+    """At a stop, an instance on PostgreSQL requeues its own claims, never another's."""
+    _seed(postgres_database, _crowd(4))
+    mine = Ledger(postgres_database, instance="a")
+    theirs = Ledger(postgres_database, instance="b")
+    mine.claim_due(DUE, limit=1)
+    theirs.claim_due(DUE, limit=3)
+    assert mine.requeue_in_flight() == 1
+    assert mine.counts()["sending"] == 3
+    mine.close()
+    theirs.close()
+
+
+def test_a_sqlite_ledger_gives_back_every_claim(tmp_path: Path) -> None:
+    """SQLite has one instance (the state lock): whatever is left sending is requeued."""
+    url = url_for(make_state_folder(tmp_path))
+    _seed(url, _crowd(4))
+    gone = Ledger(url, instance="gone-1234")
+    gone.claim_due(DUE, limit=3)
+    gone.close()
+    started = Ledger(url, instance="new-5678")
+    assert started.requeue_in_flight() == 3
+    started.close()

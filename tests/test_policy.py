@@ -423,7 +423,7 @@ class TestReconcile:
         """``follow`` decides what ``reconcile`` decides, for the ledger to run."""
         reminder = summit_reminder()
         known = {"gone": Standing(Status.PENDING, Kind.REMINDER)}
-        assert policy.follow([reminder], self.NOW)(known) == policy.reconcile(
+        assert policy.follow([reminder])(known, self.NOW) == policy.reconcile(
             known, [reminder], self.NOW
         )
 

@@ -254,7 +254,7 @@ def test_reminders_due_while_stopped_are_sent_late_or_skipped_and_none_silently(
         ledger = Ledger.in_folder(loaded.settings.state_dir)
         try:
             plan = policy.reminders(loaded.calendars, loaded.settings.reminders)
-            ledger.reconcile(policy.follow(plan, now - DOWNTIME - timedelta(minutes=1)))
+            ledger.reconcile(policy.follow(plan), now - DOWNTIME - timedelta(minutes=1))
         finally:
             ledger.close()
         assert [row.status for row in _read(tmp_path)[1].values()] == ["pending"] * MISSED

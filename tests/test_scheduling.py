@@ -6,7 +6,7 @@ Real APScheduler on a real event loop, with instants a tenth of a second apart.
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from eventwatch.scheduling import Waker
@@ -18,9 +18,9 @@ HOUR = timedelta(hours=1)
 """A sweep that never comes within a test."""
 
 
-def soon(seconds: float) -> datetime:
-    """The instant ``seconds`` from now."""
-    return datetime.now(UTC) + timedelta(seconds=seconds)
+def soon(seconds: float) -> timedelta:
+    """A wait of ``seconds``."""
+    return timedelta(seconds=seconds)
 
 
 class Wakes:
@@ -128,7 +128,7 @@ def test_an_instant_already_past_wakes_at_once() -> None:
     async def scenario(loop: asyncio.AbstractEventLoop) -> None:
         waker = Waker(wakes.wake, HOUR, loop)
         waker.start()
-        waker.arm(datetime.now(UTC) - timedelta(minutes=5))
+        waker.arm(-timedelta(minutes=5))
         await asyncio.sleep(0.1)
         await stop(waker)
         assert len(wakes.started) == 1

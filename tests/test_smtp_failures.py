@@ -163,7 +163,7 @@ def stack(tmp_path: Path) -> Iterator[Callable[..., Stack]]:
         def build(port: int, recipients: int = 1, **values: Any) -> Stack:
             reminders = plan(recipients)
             ledger = Ledger.in_folder(tmp_path / "state")
-            ledger.reconcile(policy.follow(reminders, DUE - timedelta(days=30)))
+            ledger.reconcile(policy.follow(reminders), DUE - timedelta(days=30))
             settings = {"host": "127.0.0.1", "port": port, "security": "none", "timeout": TIMEOUT}
             delivery = SmtpDelivery(SmtpSettings.model_validate(settings | values))
             dispatcher = Dispatcher(

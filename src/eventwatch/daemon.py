@@ -306,7 +306,7 @@ class Daemon:
         if self._stopped_early():
             return
         self.metrics.reloaded(time.time(), success=True)
-        self.reminders = reminders.Reminders(ledger, now, self.metrics, guard=self.lock.intact)
+        self.reminders = reminders.Reminders(ledger, metrics=self.metrics, guard=self.lock.intact)
         self.metrics.watch_ledger(ledger.counts)
         state = web.State(
             publication=built,

@@ -14,7 +14,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from eventwatch import logs, messages, policy
-from eventwatch.errors import DeliveryError, MessageError
+from eventwatch.errors import DeliveryError, MessageError, OperationError
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -172,17 +172,44 @@ class Dispatcher:
             msg = f"{type(exc).__name__}: {exc}"
             raise MessageError(msg) from exc
 
-    async def run_due(self, now: datetime) -> list[Outcome]:
-        """Claim every reminder due at ``now`` and settle each one.
+    async def run_due(self, now: datetime | None = None) -> list[Outcome]:
+        """Claim every reminder due (at ``now``, by default the database's) and settle each one.
 
         Messages are built in a worker thread a few dozen at a time while earlier ones are
         already being sent, on as many connections as the delivery allows; SQL runs in a
-        worker too, so nothing here stalls the event loop.
+        worker too, so nothing here stalls the event loop. The claims' leases are renewed
+        while the pass runs, so that no other instance takes over what is being sent.
         """
         if self.halted:
             return []
         started = time.monotonic()
-        rows = await asyncio.to_thread(self.ledger.claim_due, now, CLAIM_AT_MOST)
+        claim = await asyncio.to_thread(self.ledger.claim_due, now, CLAIM_AT_MOST)
+        if not claim.rows:
+            return []
+        keeping = asyncio.create_task(self._keep_leases())
+        try:
+            return await self._settle_all(claim.rows, claim.now, started)
+        finally:
+            keeping.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await keeping
+
+    async def _keep_leases(self) -> None:
+        """Renew this instance's leases every half lease, until cancelled.
+
+        A renewal that fails is logged and tried again; the sends go on (if the database
+        stays away past the lease, another instance may send a row again, same Message-ID).
+        """
+        every = self.ledger.lease.total_seconds() / 2
+        while True:
+            await asyncio.sleep(every)
+            try:
+                await asyncio.to_thread(self.ledger.extend_leases)
+            except OperationError as exc:
+                log.warning("leases not renewed", error=str(exc))
+
+    async def _settle_all(self, rows: list[Row], now: datetime, started: float) -> list[Outcome]:
+        """Build, send and record ``rows``, claimed at ``now``; what became of each."""
         workers = max(1, self.delivery.parallel)
         queue: asyncio.Queue[tuple[Row, messages.Outgoing] | None] = asyncio.Queue(_BUILD_AHEAD)
         outcomes: list[Outcome] = []

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import contextlib
 import os
-from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
 from eventwatch.errors import OperationError, StateError
@@ -25,7 +26,7 @@ from eventwatch.revisions import Revision
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator, Mapping
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 DATABASE_FILE = "eventwatch.db"
 _CHUNK = 500
 
@@ -68,11 +69,34 @@ def _reminders_table(name: str, metadata: sa.MetaData) -> sa.Table:
         sa.Column("last_error", sa.Text, nullable=True),
         sa.Column("message_id", sa.String(300), nullable=True),
         sa.Column("sent_at", sa.BigInteger, nullable=True),
+        # Who holds a ``sending`` row, and until when by the database's clock: once the lease
+        # has run out, any instance may take the row over (a dead one never settles it).
+        sa.Column("claimed_by", sa.String(200), nullable=True),
+        sa.Column("lease_until", sa.BigInteger, nullable=True),
         sa.Index(f"{name}_by_status_due", "status", "due"),
     )
 
 
 _reminders = _reminders_table("reminders", _metadata)
+
+_V4_COLUMNS = ("claimed_by", "lease_until")
+"""The columns schema 4 added to the reminders table."""
+
+_attempts = sa.Table(
+    "attempts",
+    _metadata,
+    # One row per claim of a reminder: which instance tried it, when, and what became of it
+    # (no result: still sending, or the instance died and another took the row over).
+    sa.Column("key", sa.String(700), primary_key=True),
+    sa.Column("number", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("instance", sa.String(200), nullable=False),
+    sa.Column("claimed_at", sa.BigInteger, nullable=False),
+    sa.Column("result", sa.String(10), nullable=True),
+    sa.Column("settled_at", sa.BigInteger, nullable=True),
+)
+
+DEFAULT_LEASE = timedelta(minutes=2)
+"""How long a claim holds a reminder unless extended: ``[database] claim_lease``."""
 
 _SCHEMA_LOCK = 0x6576_7477_6368  # "evtwch": the advisory lock key of schema changes
 """PostgreSQL advisory lock taken for the schema's creation or upgrade."""
@@ -117,6 +141,24 @@ class Planned(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
+class Claim:
+    """Reminders claimed for sending, and the database's instant they were claimed at."""
+
+    now: datetime
+    rows: list[Row]
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One claim of a reminder by one instance, and its result once settled."""
+
+    number: int
+    instance: str
+    claimed_at: datetime
+    result: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class Reconciled:
     """What reconciling a plan changed."""
 
@@ -131,6 +173,10 @@ _INSTANTS = (
     ("reminders", "sent_at"),
     ("reminders", "attempts"),
     ("reminders", "sequence"),
+    ("reminders", "lease_until"),
+    ("attempts", "number"),
+    ("attempts", "claimed_at"),
+    ("attempts", "settled_at"),
     ("revisions", "modified"),
     ("revisions", "sequence"),
 )
@@ -240,15 +286,27 @@ def url_for(state_dir: Path) -> str:
 class Ledger:
     """A connection to the state database; every method is one transaction."""
 
-    def __init__(self, url: str, *, upgrade: bool = True) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        upgrade: bool = True,
+        instance: str = "eventwatch",
+        lease: timedelta = DEFAULT_LEASE,
+    ) -> None:
         """Connect to ``url``, create the schema or, with ``upgrade``, bring an older one up.
 
         Without ``upgrade`` an older schema is ``OperationError``: a daemon of the older
         eventwatch still runs on it and must be restarted (it would misread the new shape).
         A database another process holds past the busy timeout is ``OperationError`` too.
+        ``instance`` names this process in the claims it makes, each held for ``lease``.
         """
         self.url = url
+        self.instance = instance
+        self.lease = lease
         self._engine = sa.create_engine(url)
+        self.shared = self._engine.dialect.name == "postgresql"
+        """Whether other instances may share the database (else a state lock excludes them)."""
         if self._engine.dialect.name == "sqlite":
             sa.event.listen(self._engine, "connect", _sqlite_pragmas)
         try:
@@ -387,13 +445,22 @@ class Ledger:
             )
             raise OperationError(msg)
         elif found < SCHEMA_VERSION:
-            # Version 1 had no reminders table; create_all above has added it, and no
-            # existing row changes. Version 2 wrote a notice's kind in ``offset``.
+            # Version 1 had no reminders table; create_all above has added it (and the
+            # attempts table of version 4), and no existing row changes. Version 2 wrote a
+            # notice's kind in ``offset``.
             if before and "kind" not in before:
                 try:
-                    _kinds_apart(connection)
+                    _kinds_apart(connection)  # the new table has the columns of version 4 too
                 except ValueError as exc:  # rolled back: the file stays as it was
                     raise self._unusable("a notice's key is not as eventwatch writes it") from exc
+            elif before:
+                # Version 3 lacked the claims' columns; both are empty until a row is claimed.
+                for name in _V4_COLUMNS:
+                    if name not in before:
+                        column = sa.schema.CreateColumn(_reminders.c[name]).compile(
+                            dialect=connection.dialect
+                        )
+                        connection.exec_driver_sql(f"ALTER TABLE reminders ADD COLUMN {column}")
             connection.execute(_schema.update().values(version=SCHEMA_VERSION))
 
     def revisions(self) -> dict[str, Revision]:
@@ -411,8 +478,16 @@ class Ledger:
             for row in rows
         }
 
+    def _insert(self) -> Callable[[sa.Table], Any]:
+        """The INSERT construct of this database's dialect, which knows ``ON CONFLICT``."""
+        return postgresql.insert if self.shared else sqlite.insert
+
     def save_revisions(self, revisions: Iterable[Revision]) -> None:
-        """Store new or changed revisions, replacing what was stored for their UIDs."""
+        """Store new or changed revisions, replacing what was stored for their UIDs.
+
+        Instances that store the same revision at once write it once: a stored revision
+        with the same content is left as it is.
+        """
         rows = [
             {
                 "uid": r.uid,
@@ -423,44 +498,81 @@ class Ledger:
             }
             for r in revisions
         ]
+        insert = self._insert()(_revisions)
+        upsert = insert.on_conflict_do_update(
+            index_elements=[_revisions.c.uid],
+            set_={
+                name: insert.excluded[name] for name in ("sequence", "major", "content", "modified")
+            },
+            where=_revisions.c.content != insert.excluded.content,
+        )
         with self._begin() as connection:
             # In chunks: SQLite limits the number of parameters of one statement.
             for start in range(0, len(rows), _CHUNK):
-                chunk = rows[start : start + _CHUNK]
-                uids = [row["uid"] for row in chunk]
-                connection.execute(_revisions.delete().where(_revisions.c.uid.in_(uids)))
-                connection.execute(_revisions.insert(), chunk)
+                connection.execute(upsert, rows[start : start + _CHUNK])
 
-    def reconcile(self, decide: Callable[[Mapping[str, Standing]], Changes]) -> Reconciled:
+    def _now(self, connection: sa.Connection, given: datetime | None) -> datetime:
+        """``given``, or the database's instant: PostgreSQL's ``now()``, SQLite's host clock.
+
+        Instances on one PostgreSQL may have skewed clocks; the database's is the one they
+        share, so every claim and lease is measured by it.
+        """
+        if given is not None:
+            return given
+        if self.shared:
+            found: datetime = connection.execute(sa.select(sa.func.now())).scalar_one()
+            return found.astimezone(UTC)
+        return datetime.now(UTC)
+
+    def now(self) -> datetime:
+        """The database's current instant (see ``_now``)."""
+        with self._connect() as connection:
+            return self._now(connection, None)
+
+    def reconcile(
+        self,
+        decide: Callable[[Mapping[str, Standing], datetime], Changes],
+        now: datetime | None = None,
+    ) -> Reconciled:
         """Carry out, in one transaction, the changes ``decide`` makes of what the ledger holds.
 
-        ``decide`` is given each row's status and kind by key (``policy.reconcile`` decides).
+        ``decide`` is given each row's status and kind by key, and ``now`` or the database's
+        instant (``policy.follow`` decides). Instances reconciling at once write each new
+        row once, and change a row only if it is still as ``decide`` saw it.
         """
         with self._begin() as connection:
+            at = self._now(connection, now)
             known = {
                 row.key: Standing(Status(row.status), Kind(row.kind))
                 for row in connection.execute(
                     sa.select(_reminders.c.key, _reminders.c.status, _reminders.c.kind)
                 )
             }
-            changes = decide(known)
+            changes = decide(known, at)
             fresh = list(changes.fresh)
-            for start in range(0, len(fresh), _CHUNK):
-                rows = [_pending_row(r) for r in fresh[start : start + _CHUNK]]
-                connection.execute(_reminders.insert(), rows)
-            self._set_status(connection, list(changes.cancel), Status.CANCELLED)
-            self._set_status(connection, list(changes.revive), Status.PENDING)
+            self._add(connection, [_pending_row(r) for r in fresh])
+            self._move(connection, list(changes.cancel), Status.PENDING, Status.CANCELLED)
+            self._move(connection, list(changes.revive), Status.CANCELLED, Status.PENDING)
         return Reconciled(
             inserted=len(fresh), cancelled=len(changes.cancel), revived=len(changes.revive)
         )
 
+    def _add(self, connection: sa.Connection, rows: list[dict[str, Any]]) -> None:
+        """Insert ``rows``, each unless a row with its key is there already."""
+        insert = self._insert()(_reminders).on_conflict_do_nothing(
+            index_elements=[_reminders.c.key]
+        )
+        for start in range(0, len(rows), _CHUNK):
+            connection.execute(insert, rows[start : start + _CHUNK])
+
     @staticmethod
-    def _set_status(connection: sa.Connection, keys: list[str], status: Status) -> None:
+    def _move(connection: sa.Connection, keys: list[str], was: Status, status: Status) -> None:
+        """Set the rows of ``keys`` that are still ``was`` to ``status``."""
         for start in range(0, len(keys), _CHUNK):
             chunk = keys[start : start + _CHUNK]
             connection.execute(
                 _reminders.update()
-                .where(_reminders.c.key.in_(chunk))
+                .where(_reminders.c.key.in_(chunk), _reminders.c.status == was.value)
                 .values(status=status.value, next_attempt=None),
             )
 
@@ -482,8 +594,7 @@ class Ledger:
                 ).scalars(),
             )
             fresh = [row for key, row in rows.items() if key not in known]
-            if fresh:
-                connection.execute(_reminders.insert(), fresh)
+            self._add(connection, fresh)
         return len(fresh)
 
     def pending_notices(self) -> list[Row]:
@@ -500,6 +611,20 @@ class Ledger:
         with self._connect() as connection:
             return {row.key: _row(row) for row in connection.execute(sa.select(_reminders))}
 
+    def attempts(self, key: str) -> list[Attempt]:
+        """Every claim of reminder ``key``, first first."""
+        query = sa.select(_attempts).where(_attempts.c.key == key).order_by(_attempts.c.number)
+        with self._connect() as connection:
+            return [
+                Attempt(
+                    number=found.number,
+                    instance=found.instance,
+                    claimed_at=datetime.fromtimestamp(found.claimed_at, tz=UTC),
+                    result=found.result,
+                )
+                for found in connection.execute(query)
+            ]
+
     def counts(self) -> dict[str, int]:
         """How many reminders are in each status; ``OperationError`` if the database fails."""
         query = sa.select(_reminders.c.status, sa.func.count()).group_by(_reminders.c.status)
@@ -508,11 +633,19 @@ class Ledger:
         return {status.value: found.get(status.value, 0) for status in Status} | found
 
     def next_due(self) -> datetime | None:
-        """The earliest instant a pending reminder wants attention (its due time or retry)."""
+        """The earliest instant a reminder wants attention, by the database's clock.
+
+        A pending one at its due time or retry; a ``sending`` one when its lease runs out
+        (its instance may have died, and another takes it over then).
+        """
         when = sa.func.coalesce(_reminders.c.next_attempt, _reminders.c.due)
-        query = sa.select(sa.func.min(when)).where(_reminders.c.status == Status.PENDING.value)
+        pending = sa.select(sa.func.min(when)).where(_reminders.c.status == Status.PENDING.value)
+        leased = sa.select(sa.func.min(_reminders.c.lease_until)).where(
+            _reminders.c.status == Status.SENDING.value
+        )
         with self._connect() as connection:
-            return _instant(connection.execute(query).scalar())
+            found = [connection.execute(q).scalar() for q in (pending, leased)]
+        return _instant(min((f for f in found if f is not None), default=None))
 
     def upcoming(self, after: datetime, until: datetime, limit: int) -> list[Row]:
         """Up to ``limit`` pending first attempts due from ``after`` to ``until``, soonest first."""
@@ -530,67 +663,148 @@ class Ledger:
         with self._connect() as connection:
             return [_row(found) for found in connection.execute(query)]
 
-    def claim_due(self, now: datetime, limit: int = 1000) -> list[Row]:
-        """Mark up to ``limit`` reminders due at ``now`` as sending, and return them.
+    def claim_due(self, now: datetime | None = None, limit: int = 1000) -> Claim:
+        """Mark up to ``limit`` reminders due as ``sending`` by this instance, and return them.
 
-        A row is claimed only if it is still pending when updated, so two processes sharing
-        the database never both claim it.
+        Due means pending and due at ``now`` (by default the database's instant), or
+        ``sending`` with its lease run out. One statement locks and updates the rows, and
+        rows another instance has locked are skipped (``FOR UPDATE SKIP LOCKED``), so no two
+        instances ever claim one row; each claim is recorded as an attempt of this instance.
         """
         when = sa.func.coalesce(_reminders.c.next_attempt, _reminders.c.due)
-        query = (
-            sa.select(_reminders)
-            .where(_reminders.c.status == Status.PENDING.value, when <= _stamp(now))
-            .order_by(when, _reminders.c.key)
-            .limit(limit)
-        )
-        claimed: list[Row] = []
         with self._begin() as connection:
-            for found in connection.execute(query).all():
-                result = connection.execute(
-                    _reminders.update()
-                    .where(
-                        _reminders.c.key == found.key,
-                        _reminders.c.status == Status.PENDING.value,
+            claimed_at = self._now(connection, now)
+            at = _stamp(claimed_at)
+            due = (
+                sa.select(_reminders.c.key)
+                .where(
+                    sa.or_(
+                        sa.and_(_reminders.c.status == Status.PENDING.value, when <= at),
+                        sa.and_(
+                            _reminders.c.status == Status.SENDING.value,
+                            sa.func.coalesce(_reminders.c.lease_until, 0) < at,
+                        ),
                     )
-                    .values(status=Status.SENDING.value, attempts=found.attempts + 1),
                 )
-                if result.rowcount == 1:
-                    row = _row(found)
-                    claimed.append(
-                        replace(row, status=Status.SENDING, attempts=row.attempts + 1),
-                    )
-        return claimed
+                .order_by(when, _reminders.c.key)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+                # A fence: the planner may not fold the LIMIT into the UPDATE and take more.
+                .cte("due")
+                .prefix_with("MATERIALIZED", dialect="postgresql")
+            )
+            claim = (
+                _reminders.update()
+                .where(_reminders.c.key.in_(sa.select(due.c.key)))
+                .values(
+                    status=Status.SENDING.value,
+                    attempts=_reminders.c.attempts + 1,
+                    claimed_by=self.instance,
+                    lease_until=at + int(self.lease.total_seconds()),
+                )
+                .returning(*_reminders.c)
+            )
+            found = connection.execute(claim).all()
+            if found:
+                connection.execute(
+                    # A number met before (a ledger restored from an older backup) keeps
+                    # its first record rather than failing every claim of the row.
+                    self._insert()(_attempts).on_conflict_do_nothing(),
+                    [
+                        {
+                            "key": r.key,
+                            "number": r.attempts,
+                            "instance": self.instance,
+                            "claimed_at": at,
+                        }
+                        for r in found
+                    ],
+                )
+        rows = sorted(map(_row, found), key=lambda r: (r.next_attempt or r.due, r.key))
+        return Claim(claimed_at, rows)
 
-    def requeue_in_flight(self) -> int:
-        """Put ``sending`` rows back to pending: sent again, with the same Message-ID."""
+    def extend_leases(self) -> int:
+        """Renew the lease of every row this instance is sending; how many it holds."""
         with self._begin() as connection:
+            at = _stamp(self._now(connection, None))
             result = connection.execute(
                 _reminders.update()
-                .where(_reminders.c.status == Status.SENDING.value)
-                .values(status=Status.PENDING.value),
+                .where(self._mine)
+                .values(lease_until=at + int(self.lease.total_seconds())),
             )
         return int(result.rowcount)
 
-    def mark_sent(self, key: str, message_id: str, at: datetime) -> None:
-        """Record that the server accepted the message; committed at once."""
-        self._update(key, status=Status.SENT.value, message_id=message_id, sent_at=_stamp(at),
-                     last_error=None, next_attempt=None)  # fmt: skip
+    @property
+    def _mine(self) -> sa.ColumnElement[bool]:
+        """Rows this instance holds ``sending``."""
+        return sa.and_(
+            _reminders.c.status == Status.SENDING.value,
+            _reminders.c.claimed_by == self.instance,
+        )
 
-    def mark_retry(self, key: str, error: str, at: datetime) -> None:
-        """Back to pending, to be tried again at ``at``."""
-        self._update(key, status=Status.PENDING.value, last_error=error, next_attempt=_stamp(at))
+    def requeue_in_flight(self) -> int:
+        """Put ``sending`` rows back to pending: sent again, with the same Message-ID.
 
-    def mark_failed(self, key: str, error: str) -> None:
-        """Given up: a permanent refusal, or the event began before it could be sent."""
-        self._update(key, status=Status.FAILED.value, last_error=error, next_attempt=None)
-
-    def mark_skipped(self, key: str, reason: str) -> None:
-        """Not sent on purpose: it was due too long before eventwatch could send it."""
-        self._update(key, status=Status.SKIPPED.value, last_error=reason, next_attempt=None)
-
-    def _update(self, key: str, **values: object) -> None:
+        On a shared database only this instance's own: another's are in its hands until
+        its lease runs out. SQLite has one instance (the state lock), so all of them.
+        """
+        held = self._mine if self.shared else _reminders.c.status == Status.SENDING.value
         with self._begin() as connection:
-            connection.execute(_reminders.update().where(_reminders.c.key == key).values(**values))
+            result = connection.execute(
+                _reminders.update()
+                .where(held)
+                .values(status=Status.PENDING.value, lease_until=None),
+            )
+        return int(result.rowcount)
+
+    def mark_sent(self, key: str, message_id: str, at: datetime) -> bool:
+        """Record that the server accepted the message; committed at once.
+
+        Recorded even if this instance's lease ran out meanwhile (the message went out); a
+        row recorded sent already is left as it is. Whether this call recorded it.
+        """
+        return self._settle(key, "sent", _reminders.c.status != Status.SENT.value,
+                            status=Status.SENT.value, message_id=message_id, sent_at=_stamp(at),
+                            last_error=None, next_attempt=None)  # fmt: skip
+
+    def mark_retry(self, key: str, error: str, at: datetime) -> bool:
+        """Back to pending, to be tried again at ``at``; False if the row is no longer ours."""
+        return self._settle(key, "retry", self._mine, status=Status.PENDING.value,
+                            last_error=error, next_attempt=_stamp(at))  # fmt: skip
+
+    def mark_failed(self, key: str, error: str) -> bool:
+        """Given up: a permanent refusal, or the event began before it could be sent."""
+        return self._settle(key, "failed", self._mine, status=Status.FAILED.value,
+                            last_error=error, next_attempt=None)  # fmt: skip
+
+    def mark_skipped(self, key: str, reason: str) -> bool:
+        """Not sent on purpose: it was due too long before eventwatch could send it."""
+        return self._settle(key, "skipped", self._mine, status=Status.SKIPPED.value,
+                            last_error=reason, next_attempt=None)  # fmt: skip
+
+    def _settle(
+        self, key: str, result: str, only: sa.ColumnElement[bool], **values: object
+    ) -> bool:
+        """Set ``values`` on row ``key`` if it is as ``only`` says; record the attempt's result.
+
+        The result is this instance's last claim's, whether or not the row is still its own.
+        """
+        with self._begin() as connection:
+            at = _stamp(self._now(connection, None))
+            number = sa.select(sa.func.max(_attempts.c.number)).where(
+                _attempts.c.key == key, _attempts.c.instance == self.instance
+            )
+            connection.execute(
+                _attempts.update()
+                .where(_attempts.c.key == key, _attempts.c.number == number.scalar_subquery())
+                .values(result=result, settled_at=at),
+            )
+            done = connection.execute(
+                _reminders.update()
+                .where(_reminders.c.key == key, only)
+                .values(lease_until=None, **values)
+            )
+        return done.rowcount == 1
 
     def close(self) -> None:
         """Release the connections."""

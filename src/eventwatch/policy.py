@@ -235,12 +235,10 @@ def reconcile(known: Mapping[str, Standing], planned: Iterable[Reminder], now: d
     )
 
 
-def follow(
-    planned: Iterable[Reminder], now: datetime
-) -> Callable[[Mapping[str, Standing]], Changes]:
-    """``reconcile`` with the plan and ``now`` given: what the ledger runs on what it holds."""
+def follow(planned: Iterable[Reminder]) -> Callable[[Mapping[str, Standing], datetime], Changes]:
+    """``reconcile`` with the plan given: what the ledger runs on what it holds, at its now."""
     kept = list(planned)
-    return lambda known: reconcile(known, kept, now)
+    return lambda known, now: reconcile(known, kept, now)
 
 
 # When a reminder's turn comes

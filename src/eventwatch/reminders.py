@@ -91,12 +91,14 @@ class Reminders:
     def __init__(
         self,
         ledger: Ledger,
-        clock: Callable[[], datetime],
+        clock: Callable[[], datetime] | None = None,
         metrics: Metrics | None = None,
         guard: Callable[[], str | None] = lambda: None,
     ) -> None:
         """Nothing is sent until ``start``; what happens is counted in ``metrics``, if given.
 
+        Every decision goes by the ledger's clock (the database's, which instances sharing
+        it agree on) unless ``clock`` is given: a test's or a simulation's, never a host's.
         ``guard`` says why sending must stop (the state folder was removed), or None.
         """
         self.ledger = ledger
@@ -131,7 +133,9 @@ class Reminders:
         requeued = await asyncio.to_thread(self.ledger.requeue_in_flight)
         if requeued:
             log.warning("in flight at the last stop, sending again", count=requeued)
-        self.waker = Waker(self.wake, SWEEP, asyncio.get_running_loop())
+        # Also a poll: what another instance planned, or left when it died, is due here too.
+        sweep = min(SWEEP, self.ledger.lease / 4)
+        self.waker = Waker(self.wake, sweep, asyncio.get_running_loop())
         self.waker.start()
         await self.replan(loaded, built, send=send_now)
         if not send_now:
@@ -156,8 +160,9 @@ class Reminders:
         # No pass may run between reconciling and the new dispatcher: with the old plan it
         # would skip, as no longer planned, a notice or reminder the new plan just added.
         async with self._busy:
-            now = self.clock()
-            result = await asyncio.to_thread(self.ledger.reconcile, policy.follow(plan, now))
+            result = await asyncio.to_thread(
+                self.ledger.reconcile, policy.follow(plan), self._given()
+            )
             log.info(
                 "planned",
                 reminders=len(plan),
@@ -183,7 +188,7 @@ class Reminders:
 
     def _notices(self, built: Served, plan: list[policy.Reminder]) -> dict[str, policy.Reminder]:
         """Queue the notices the policy owes for events whose SEQUENCE rose; all pending ones."""
-        now = self.clock()
+        now = self._now()
         known = policy.recipients(plan)
         for uid in built.bumped:
             changed = self._entries[uid]
@@ -233,19 +238,29 @@ class Reminders:
             # Build what falls due soon while nothing is due; a reload makes a new dispatcher.
             self._preparing = asyncio.create_task(self._prepare(self.dispatcher))
 
-    async def _send_due(self, dispatcher: Dispatcher) -> datetime | None:
-        """Send what is due, again while more fell due meanwhile; the next instant after that.
+    async def _send_due(self, dispatcher: Dispatcher) -> timedelta | None:
+        """Send what is due, again while more fell due meanwhile; how long until the next.
 
         What falls due while a pass is sending (a slow server, a batch beyond one claim) goes
         in the next pass at once: armed for an instant already past, APScheduler would skip
-        the job while this one still runs, leaving it to the sweep a minute later.
+        the job while this one still runs, leaving it to the sweep a minute later. The wait
+        is measured by the ledger's clock; the host's may be skewed, but not its seconds.
         """
         while True:
-            outcomes = await dispatcher.run_due(self.clock())
+            outcomes = await dispatcher.run_due(self._given())
             self._count(outcomes)
             upcoming = await asyncio.to_thread(self.ledger.next_due)
-            if not outcomes or upcoming is None or upcoming > self.clock() or dispatcher.halted:
-                return upcoming
+            now = await asyncio.to_thread(self._now)
+            if not outcomes or upcoming is None or upcoming > now or dispatcher.halted:
+                return None if upcoming is None else upcoming - now
+
+    def _given(self) -> datetime | None:
+        """The test's or simulation's instant, if it gave a clock; else None: the ledger's."""
+        return None if self.clock is None else self.clock()
+
+    def _now(self) -> datetime:
+        """The instant decisions go by: the given clock's, else the ledger's (may do SQL)."""
+        return self.ledger.now() if self.clock is None else self.clock()
 
     def _check_guard(self) -> None:
         """Raise ``StateError`` if sending must stop (the state folder is gone)."""
@@ -266,7 +281,7 @@ class Reminders:
     async def _prepare(self, dispatcher: Dispatcher) -> int:
         """Build ahead what falls due soon; a failure here only means building it when due."""
         try:
-            return await dispatcher.prepare_ahead(self.clock())
+            return await dispatcher.prepare_ahead(await asyncio.to_thread(self._now))
         except Exception as exc:  # noqa: BLE001 - whatever failed, sending when due builds anew
             log.warning("preparing ahead failed", error=str(exc))
             return 0

@@ -8,6 +8,7 @@ default grace of one second would drop a late run without a word (so there is no
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -18,7 +19,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 if TYPE_CHECKING:
     import asyncio
     from collections.abc import Awaitable, Callable
-    from datetime import datetime, timedelta
+    from datetime import timedelta
 
 _JOB = {"coalesce": True, "max_instances": 1, "misfire_grace_time": None}
 
@@ -43,15 +44,19 @@ class Waker:
         """Start the scheduler."""
         self._scheduler.start()
 
-    def arm(self, when: datetime | None) -> None:
-        """Wake at ``when`` (replacing the instant armed before); None disarms."""
-        if when is None:
+    def arm(self, wait: timedelta | None) -> None:
+        """Wake after ``wait`` (replacing the wake armed before); None disarms.
+
+        A wait, not an instant: the instant comes from the ledger's clock, which the host's
+        may not agree with; APScheduler counts from the host's.
+        """
+        if wait is None:
             if self._scheduler.get_job("next") is not None:
                 self._scheduler.remove_job("next")
             return
         self._scheduler.add_job(
             self._wake,
-            DateTrigger(run_date=when),
+            DateTrigger(run_date=datetime.now(UTC) + wait),  # past already: runs now
             id="next",
             replace_existing=True,
             **_JOB,

@@ -51,7 +51,7 @@ def simulate(loaded: Inputs, start: datetime, until: datetime, out: Path) -> lis
             options = publication.Options.of(settings)
             built = publication.build(loaded.calendars, options, ledger, renderer, start)
             plan = policy.reminders(loaded.calendars, settings.reminders)
-            ledger.reconcile(policy.follow(plan, start))
+            ledger.reconcile(policy.follow(plan), start)
 
             def attachment(event: Event) -> bytes:
                 return built.attachment(event.uid)
