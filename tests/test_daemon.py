@@ -46,6 +46,8 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
     from pathlib import Path
 
+    from eventwatch.settings import Settings
+
     from .conftest import Site
 
 
@@ -600,6 +602,11 @@ def _schema(folder: Path) -> int:
         return int(connection.execute("SELECT version FROM schema_version").fetchone()[0])
 
 
+def _settings_on(state_dir: Path) -> Settings:
+    """The shipped settings with ``state_dir`` as the state folder."""
+    return inputs.load(SHIPPED_CONFIG, [f"state_dir={state_dir}"]).settings
+
+
 class TestUpgradeBesideARunningDaemon:
     """Commands upgrade the ledger only while no daemon holds the state folder."""
 
@@ -611,7 +618,7 @@ class TestUpgradeBesideARunningDaemon:
         held = StateLock(tmp_path)
         try:
             with pytest.raises(OperationError, match="a running eventwatch holds the state"):
-                daemon_module.statuses(tmp_path)
+                daemon_module.statuses(_settings_on(tmp_path))
         finally:
             held.close()
         assert _schema(tmp_path) == 2
@@ -619,13 +626,13 @@ class TestUpgradeBesideARunningDaemon:
     def test_plan_with_no_daemon_upgrades_and_reads(self, tmp_path: Path) -> None:
         """With the folder free, plan upgrades the older ledger and shows its statuses."""
         version_2_ledger(tmp_path)
-        found = daemon_module.statuses(tmp_path)
+        found = daemon_module.statuses(_settings_on(tmp_path))
         assert _schema(tmp_path) == SCHEMA_VERSION
         assert found["u|changed|4|a@example.org"] == "pending"
 
     def test_plan_with_no_ledger_yet_makes_none(self, tmp_path: Path) -> None:
         """A state folder without a ledger shows no statuses and stays empty."""
-        assert daemon_module.statuses(tmp_path) == {}
+        assert daemon_module.statuses(_settings_on(tmp_path)) == {}
         assert list(tmp_path.iterdir()) == []
 
     def test_export_beside_a_running_daemon_leaves_an_older_ledger_alone(

@@ -793,6 +793,18 @@ class TestDatabase:
         assert loaded.password.get_secret_value() == self.SECRET
 
     @pytest.mark.parametrize("key", ["password", "password_file"])
+    def test_a_password_without_a_url_is_refused(self, site: Site, key: str) -> None:
+        """A password with no url means a url forgotten: every instance would send alone."""
+        (site.config.parent / "pw").write_text("x")
+        site.write_config(f'[database]\n{key} = "pw"\n')
+        assert problems_of(site.config) == [
+            (
+                f"config/eventwatch.toml:4: database.{key}: "
+                "is set but url is not: set url to the PostgreSQL server it is for"
+            )
+        ]
+
+    @pytest.mark.parametrize("key", ["password", "password_file"])
     def test_password_in_url_and_setting_is_refused(self, site: Site, key: str) -> None:
         """A password in the URL and in password or password_file is given twice."""
         (site.config.parent / "pw").write_text("x")

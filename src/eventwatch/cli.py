@@ -251,7 +251,7 @@ def _plan(args: argparse.Namespace) -> int:
     loaded, found = _load(args)
     at = args.at or datetime.now(UTC)
     due = policy.plan(found, loaded.reminders, at, args.until)
-    statuses = daemon.statuses(loaded.state_dir)
+    statuses = daemon.statuses(loaded)
     if args.json:
         _print_json([reports.reminder_row(r, statuses.get(r.key)) for r in due])
     elif not due:

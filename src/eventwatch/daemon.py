@@ -35,12 +35,14 @@ from eventwatch.errors import (
     SettingsError,
     StateError,
 )
-from eventwatch.ledger import DATABASE_FILE, Ledger, make_state_folder, url_for
+from eventwatch.ledger import DATABASE_FILE, Ledger, make_state_folder
 from eventwatch.metrics import Metrics
 
 if TYPE_CHECKING:
     import socket
     from collections.abc import Coroutine, Iterator
+
+    from eventwatch.settings import Settings
 
 
 log = logs.get("daemon")
@@ -267,13 +269,14 @@ class Daemon:
             calendars=len(loaded.calendars),
             events=sum(len(c.events) for c in loaded.calendars),
             calendars_dir=settings.calendars_dir,
+            database=settings.database.shown_url or settings.state_dir / DATABASE_FILE,
         )
         if self._stopped_early():
             return
         await asyncio.to_thread(make_state_folder, settings.state_dir)
         lock = StateLock(settings.state_dir)  # before the ledger: a second daemon stops here
         try:
-            ledger = await asyncio.to_thread(Ledger.in_folder, settings.state_dir)
+            ledger = await asyncio.to_thread(Ledger.of, settings.database, settings.state_dir)
         except EventwatchError:
             lock.close()
             raise
@@ -501,15 +504,19 @@ class Daemon:
 
 
 @contextlib.contextmanager
-def _unless_running(state_dir: Path) -> Iterator[bool]:
+def _unless_running(settings: Settings) -> Iterator[bool]:
     """Whether a command may upgrade the ledger: only while no daemon holds the state folder.
 
     A daemon of an older eventwatch misreads a database upgraded under it (a notice sent as a
     reminder): a command run between installing and restarting must leave it as it is.
     The lock, when taken, is held for the block: while the ledger is opened (and upgraded).
+    A ledger on PostgreSQL is never upgraded by a command: daemons on other hosts use it.
     """
+    if settings.database.postgres:
+        yield False
+        return
     try:
-        lock = StateLock(state_dir)
+        lock = StateLock(settings.state_dir)
     except (OperationError, StateError):
         yield False  # held by a daemon, or a folder this user may only read
         return
@@ -519,12 +526,13 @@ def _unless_running(state_dir: Path) -> Iterator[bool]:
         lock.close()
 
 
-def statuses(state_dir: Path) -> dict[str, str]:
-    """Each reminder's status in the ledger of ``state_dir``, as ``plan`` shows them."""
-    if not (state_dir / DATABASE_FILE).is_file():
+def statuses(settings: Settings) -> dict[str, str]:
+    """Each reminder's status in the ledger the settings name, as ``plan`` shows them."""
+    state_dir = settings.state_dir
+    if not settings.database.postgres and not (state_dir / DATABASE_FILE).is_file():
         return {}
-    with _unless_running(state_dir) as upgrade:
-        ledger = Ledger(url_for(state_dir), upgrade=upgrade)
+    with _unless_running(settings) as upgrade:
+        ledger = Ledger.of(settings.database, state_dir, upgrade=upgrade)
     try:
         return {key: str(row.status) for key, row in ledger.rows().items()}
     finally:
@@ -535,8 +543,8 @@ def export(loaded: inputs.Inputs, out: Path) -> list[Path]:
     """Write the feeds and index page of ``loaded`` into ``out``, as the server would serve them."""
     settings = loaded.settings
     make_state_folder(settings.state_dir)
-    with _unless_running(settings.state_dir) as upgrade:
-        ledger = Ledger.in_folder(settings.state_dir, upgrade=upgrade)
+    with _unless_running(settings) as upgrade:
+        ledger = Ledger.of(settings.database, settings.state_dir, upgrade=upgrade)
     try:
         renderer = feeds.Renderer()
         warm(renderer, settings.state_dir)

@@ -26,6 +26,8 @@ from eventwatch.revisions import Revision
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator, Mapping
 
+    from eventwatch.settings import DatabaseSettings
+
 SCHEMA_VERSION = 4
 DATABASE_FILE = "eventwatch.db"
 _CHUNK = 500
@@ -232,6 +234,11 @@ def _kinds_apart(connection: sa.Connection) -> None:
         connection.execute(_reminders.insert(), rows[start : start + _CHUNK])
 
 
+def _first_line(error: BaseException | None) -> str:
+    """A driver's message on one line (libpq's add hints on lines of their own)."""
+    return " ".join(str(error).split()) if error is not None else "unknown error"
+
+
 def _instant(value: int | None) -> datetime | None:
     return None if value is None else datetime.fromtimestamp(value, tz=UTC)
 
@@ -304,7 +311,10 @@ class Ledger:
         self.url = url
         self.instance = instance
         self.lease = lease
-        self._engine = sa.create_engine(url)
+        backend = sa.make_url(url).get_backend_name()
+        # A server that does not answer must not hang a start or a pass for minutes.
+        options = {"connect_args": {"connect_timeout": 10}} if backend == "postgresql" else {}
+        self._engine = sa.create_engine(url, **options)
         self.shared = self._engine.dialect.name == "postgresql"
         """Whether other instances may share the database (else a state lock excludes them)."""
         if self._engine.dialect.name == "sqlite":
@@ -316,6 +326,9 @@ class Ledger:
             raise
         except sa.exc.OperationalError as exc:
             self._engine.dispose()
+            if self.shared:  # a server down or refusing us: not damage to the database
+                msg = f"{self._where}: cannot reach the database: {_first_line(exc.orig)}"
+                raise OperationError(msg) from exc
             if getattr(exc.orig, "sqlite_errorname", "") not in _BUSY:
                 raise self._unusable(str(exc.orig)) from exc
             # Another process writes it (a daemon upgrading a large ledger): not damage.
@@ -389,6 +402,24 @@ class Ledger:
     def in_folder(cls, state_dir: Path, *, upgrade: bool = True) -> Ledger:
         """Open (creating it if need be) the SQLite database in ``state_dir``."""
         return cls(url_for(make_state_folder(state_dir)), upgrade=upgrade)
+
+    @classmethod
+    def of(cls, database: DatabaseSettings, state_dir: Path, *, upgrade: bool = True) -> Ledger:
+        """The ledger the settings name: PostgreSQL at ``[database] url``, else SQLite.
+
+        The password given apart from the URL (a file, a systemd credential) joins it here,
+        in memory only; messages name the database without it.
+        """
+        if database.url is None:
+            url = url_for(make_state_folder(state_dir))
+        else:
+            found = sa.make_url(database.url)
+            if database.password is not None:
+                found = found.set(password=database.password.get_secret_value())
+            url = found.render_as_string(hide_password=False)
+        return cls(
+            url, upgrade=upgrade, instance=database.instance_name, lease=database.claim_lease
+        )
 
     @property
     def _where(self) -> str:

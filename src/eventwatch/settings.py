@@ -314,6 +314,11 @@ class DatabaseSettings(Section):
         if self.password_file is not None and self.password is not None:
             raise InvalidField(("password_file",), "set password or password_file, not both")
         given = "password_file" if self.password_file is not None else "password"
+        if self.url is None and getattr(self, given) is not None:
+            # Likely a url forgotten or misspelt: each instance would keep a SQLite ledger
+            # of its own, and all of them would send every reminder.
+            message = "is set but url is not: set url to the PostgreSQL server it is for"
+            raise InvalidField((given,), message)
         if getattr(self, given) is not None and self.url_has_password:
             message = f"the url holds a password too: give the password once, in {given} or the url"
             raise InvalidField((given,), message)
