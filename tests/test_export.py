@@ -33,9 +33,11 @@ class Revisions:
         """Every stored revision by UID."""
         return dict(self.stored)
 
-    def save_revisions(self, changed: Iterable[Revision]) -> None:
-        """Keep new or changed revisions."""
-        self.stored |= {r.uid: r for r in changed}
+    def save_revisions(self, changed: Iterable[Revision]) -> dict[str, Revision]:
+        """Keep new or changed revisions; what is kept of them."""
+        saved = {r.uid: r for r in changed}
+        self.stored |= saved
+        return saved
 
 
 @pytest.fixture

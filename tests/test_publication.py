@@ -10,7 +10,10 @@ from eventwatch.ledger import Ledger
 from eventwatch.models import Calendar, ReminderPolicy
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
     from pathlib import Path
+
+    from eventwatch.revisions import Revision
 
 FIRST = datetime(2026, 1, 1, tzinfo=UTC)
 LATER = datetime(2026, 1, 2, tzinfo=UTC)
@@ -94,4 +97,31 @@ def test_filtered_feed_leaves_the_cache_on_the_full_feed(tmp_path: Path) -> None
     assert filtered is not None
     assert filtered.body.count(b"BEGIN:VEVENT") == 1
     assert len(renderer.placements(built.rendered["all"].body)) == 2
+    ledger.close()
+
+
+class _Stale:
+    """An instance that read the store before another saved: it sees nothing stored yet."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        self.ledger = ledger
+
+    def revisions(self) -> dict[str, Revision]:
+        """Nothing, as read before the other instance's save."""
+        return {}
+
+    def save_revisions(self, changed: Iterable[Revision]) -> dict[str, Revision]:
+        """Save into the shared ledger, which keeps what was stored first."""
+        return self.ledger.save_revisions(changed)
+
+
+def test_an_instance_serves_the_revision_another_stored_first(tmp_path: Path) -> None:
+    """Instances revising a new event at once serve the revision stored first: same bytes."""
+    ledger = Ledger.in_folder(tmp_path)
+    cals = (calendar("c", {"id": "a", "title": "A", "start": date(2026, 5, 1)}),)
+    first = publication.build(cals, OPTIONS, ledger, feeds.Renderer(), FIRST)
+    second = publication.build(cals, OPTIONS, _Stale(ledger), feeds.Renderer(), LATER)
+    assert second.rendered["all"].body == first.rendered["all"].body
+    assert second.rendered["all"].etag == first.rendered["all"].etag
+    assert ledger.revisions()["c/a@eventwatch"].modified == FIRST
     ledger.close()

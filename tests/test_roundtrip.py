@@ -284,8 +284,9 @@ class Store:
         """No revision is stored: every event is new."""
         return {}
 
-    def save_revisions(self, changed: Iterable[Revision]) -> None:
-        """Forget ``changed``."""
+    def save_revisions(self, changed: Iterable[Revision]) -> dict[str, Revision]:
+        """Forget ``changed``; it is what is stored, for this once."""
+        return {r.uid: r for r in changed}
 
 
 def published(cal: Calendar) -> publication.Publication:

@@ -239,6 +239,16 @@ def _first_line(error: BaseException | None) -> str:
     return " ".join(str(error).split()) if error is not None else "unknown error"
 
 
+def _revision(found: sa.Row[Any]) -> Revision:
+    return Revision(
+        uid=found.uid,
+        sequence=found.sequence,
+        major=found.major,
+        content=found.content,
+        modified=datetime.fromtimestamp(found.modified, tz=UTC),
+    )
+
+
 def _instant(value: int | None) -> datetime | None:
     return None if value is None else datetime.fromtimestamp(value, tz=UTC)
 
@@ -498,26 +508,17 @@ class Ledger:
         """Every stored revision by UID."""
         with self._connect() as connection:
             rows = connection.execute(sa.select(_revisions)).all()
-        return {
-            row.uid: Revision(
-                uid=row.uid,
-                sequence=row.sequence,
-                major=row.major,
-                content=row.content,
-                modified=datetime.fromtimestamp(row.modified, tz=UTC),
-            )
-            for row in rows
-        }
+        return {row.uid: _revision(row) for row in rows}
 
     def _insert(self) -> Callable[[sa.Table], Any]:
         """The INSERT construct of this database's dialect, which knows ``ON CONFLICT``."""
         return postgresql.insert if self.shared else sqlite.insert
 
-    def save_revisions(self, revisions: Iterable[Revision]) -> None:
+    def save_revisions(self, revisions: Iterable[Revision]) -> dict[str, Revision]:
         """Store new or changed revisions, replacing what was stored for their UIDs.
 
         Instances that store the same revision at once write it once: a stored revision
-        with the same content is left as it is.
+        with the same content is left as it is. Returns what is stored for those UIDs after.
         """
         rows = [
             {
@@ -537,10 +538,15 @@ class Ledger:
             },
             where=_revisions.c.content != insert.excluded.content,
         )
+        stored: dict[str, Revision] = {}
         with self._begin() as connection:
             # In chunks: SQLite limits the number of parameters of one statement.
             for start in range(0, len(rows), _CHUNK):
-                connection.execute(upsert, rows[start : start + _CHUNK])
+                chunk = rows[start : start + _CHUNK]
+                connection.execute(upsert, chunk)
+                query = sa.select(_revisions).where(_revisions.c.uid.in_([r["uid"] for r in chunk]))
+                stored.update((found.uid, _revision(found)) for found in connection.execute(query))
+        return stored
 
     def _now(self, connection: sa.Connection, given: datetime | None) -> datetime:
         """``given``, or the database's instant: PostgreSQL's ``now()``, SQLite's host clock.

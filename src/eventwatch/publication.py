@@ -12,7 +12,7 @@ from eventwatch.models import Status, Timing, in_start_order
 from eventwatch.revisions import Revision, revise
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Sequence
+    from collections.abc import Iterable, Mapping, Sequence
     from datetime import datetime
 
     from eventwatch.models import Calendar, Event, ReminderPolicy
@@ -31,8 +31,11 @@ class RevisionStore(Protocol):
         """Every stored revision by UID."""
         ...
 
-    def save_revisions(self, changed: Iterable[Revision]) -> None:
-        """Store new or changed revisions."""
+    def save_revisions(self, changed: Iterable[Revision]) -> Mapping[str, Revision]:
+        """Store new or changed revisions; what is stored for their UIDs afterwards.
+
+        What is stored may be another instance's revision of the same content, saved first.
+        """
         ...
 
 
@@ -159,22 +162,21 @@ def build(
     """Revise every event against the store, save what changed, and render every feed."""
     previous = store.revisions()
     policies = {c.id: c.reminders for c in calendars}
+    revised = [(e, revise(e, previous.get(e.uid), now)) for e in in_start_order(calendars)]
+    # Stored before anything is served, so that no client sees a revision a restart would undo;
+    # served as stored, so that instances sharing the store serve the same bytes.
+    stored = store.save_revisions(r for e, r in revised if r is not previous.get(e.uid))
     entries: list[feeds.Entry] = []
-    changed: list[Revision] = []
     bumped: list[str] = []
-    for event in in_start_order(calendars):
+    for event, made in revised:
         before = previous.get(event.uid)
-        revision = revise(event, before, now)
-        if revision is not before:
-            changed.append(revision)
-            if before is not None and revision.sequence > before.sequence:
-                bumped.append(event.uid)
+        revision = stored.get(event.uid, made)
+        if before is not None and revision.sequence > before.sequence:
+            bumped.append(event.uid)
         alarms = (
             _triggers(event, policies[event.calendar], options.defaults) if options.alarms else ()
         )
         entries.append(feeds.Entry(event, revision, alarms))
-    # Stored before anything is served, so that no client sees a revision a restart would undo.
-    store.save_revisions(changed)
     headers = {ALL: _all_header(calendars, options.refresh)}
     for calendar in calendars:
         headers[calendar.id] = feeds.Header(
