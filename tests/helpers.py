@@ -266,6 +266,8 @@ class Recorder:
         """Seconds to wait before answering DATA, one per message, taken in turn."""
         self.stalled: list[bytes] = []
         """What arrived while the server made the sender wait."""
+        self.delay = 0.0
+        """Seconds every DATA waits before its answer: a slow server."""
 
     async def handle_EHLO(  # noqa: N802
         self,
@@ -304,6 +306,8 @@ class Recorder:
         if self.stalls:
             self.stalled.append(envelope.content)
             await asyncio.sleep(self.stalls.pop(0))
+        if self.delay:
+            await asyncio.sleep(self.delay)
         if self.data_replies:
             return self.data_replies.pop(0)
         self.received.append(envelope)

@@ -40,6 +40,10 @@ PREPARE_AT_MOST = 10_000
 CLAIM_AT_MOST = 1000
 """Reminders claimed in one pass; the daemon runs passes until nothing due is left."""
 
+CLAIM_SHARED = 100
+"""Reminders claimed in one pass on a shared database: smaller, so that instances share a
+batch out rather than one taking it all, and a dead one leaves less for the others to take."""
+
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
@@ -183,7 +187,8 @@ class Dispatcher:
         if self.halted:
             return []
         started = time.monotonic()
-        claim = await asyncio.to_thread(self.ledger.claim_due, now, CLAIM_AT_MOST)
+        limit = CLAIM_SHARED if self.ledger.shared else CLAIM_AT_MOST
+        claim = await asyncio.to_thread(self.ledger.claim_due, now, limit)
         if not claim.rows:
             return []
         keeping = asyncio.create_task(self._keep_leases())

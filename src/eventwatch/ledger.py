@@ -322,8 +322,11 @@ class Ledger:
         self.instance = instance
         self.lease = lease
         backend = sa.make_url(url).get_backend_name()
-        # A server that does not answer must not hang a start or a pass for minutes.
-        options = {"connect_args": {"connect_timeout": 10}} if backend == "postgresql" else {}
+        options: dict[str, Any] = {}
+        if backend == "postgresql":
+            # A server that does not answer must not hang a start or a pass for minutes; a
+            # connection the server dropped (a restart) is found out and replaced on checkout.
+            options = {"connect_args": {"connect_timeout": 10}, "pool_pre_ping": True}
         self._engine = sa.create_engine(url, **options)
         self.shared = self._engine.dialect.name == "postgresql"
         """Whether other instances may share the database (else a state lock excludes them)."""

@@ -1,0 +1,222 @@
+"""Several daemons on one PostgreSQL ledger: each reminder sent once, the same feeds everywhere.
+
+Real parts only: ``eventwatch run`` processes, a throw-away PostgreSQL server, an SMTP server
+on loopback. Exactly-once is counted at the SMTP server, by Message-ID.
+"""
+
+from __future__ import annotations
+
+import collections
+import shutil
+import signal
+import socket
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+from eventwatch.ledger import Ledger
+from eventwatch.policy import Status
+
+from .helpers import (
+    Recorder,
+    Running,
+    Server,
+    message_id,
+    numbered,
+    wait_for,
+    write_calendar,
+    write_settings,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+LIBFAKETIME = sorted(Path("/usr/lib").glob("*/faketime/libfaketimeMT.so.1"))
+"""Debian's faketime package: skews one daemon's wall clock, not its monotonic one."""
+
+
+def _site(root: Path, smtp_port: int, database: str, lease: str = "PT2M") -> Path:
+    """Settings for SMTP to ``smtp_port`` and the ledger at ``database``; calendars to come."""
+    root.mkdir()
+    path = write_settings(root, smtp_port)
+    path.write_text(path.read_text() + f'[database]\nurl = "{database}"\nclaim_lease = "{lease}"\n')
+    return root
+
+
+def _crowd(roots: list[Path], events: int, recipients: int, due: datetime) -> None:
+    """The same calendar in every site: ``events`` events, each reminding ``recipients``."""
+    addresses = [f"r{n:03d}@example.org" for n in range(recipients)]
+    for root in roots:
+        write_calendar(root, numbered([due] * events, digits=2), addresses)
+
+
+def _ids(recorder: Recorder) -> collections.Counter[bytes]:
+    """How many copies of each Message-ID the server accepted."""
+    return collections.Counter(message_id(e.content) for e in list(recorder.received))
+
+
+def _statuses(database: str) -> dict[str, Status]:
+    """Each reminder's status in the shared ledger."""
+    ledger = Ledger(database, upgrade=False)
+    try:
+        return {key: row.status for key, row in ledger.rows().items()}
+    finally:
+        ledger.close()
+
+
+def _instance_of(running: Running) -> str:
+    """The instance name a daemon claims with by default: host name and process id."""
+    return f"{socket.gethostname()}-{running.process.pid}"
+
+
+@pytest.fixture
+def smtp() -> Iterator[tuple[Server, Recorder]]:
+    """An SMTP server on loopback that keeps what it accepts."""
+    recorder = Recorder()
+    server = Server(recorder, auth_require_tls=False)
+    yield server, recorder
+    server.stop()
+
+
+def test_two_daemons_send_each_of_400_reminders_once(
+    tmp_path: Path, postgres_database: str, smtp: tuple[Server, Recorder]
+) -> None:
+    """Two daemons on one ledger, 400 reminders due at once: each recipient gets one copy."""
+    server, recorder = smtp
+    roots = [_site(tmp_path / name, server.port, postgres_database) for name in "ab"]
+    due = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=8)
+    _crowd(roots, events=4, recipients=100, due=due)
+    daemons = [Running(root, log=root / "daemon.log") for root in roots]
+    try:
+        wait_for(lambda: len(recorder.received) >= 400, timeout=60)
+        time.sleep(2)  # a copy sent twice would arrive now
+    finally:
+        outputs = [d.stop()[1] for d in daemons]
+    ids = _ids(recorder)
+    assert len(ids) == 400, outputs
+    assert set(ids.values()) == {1}, [i for i, n in ids.items() if n > 1]
+    recipients = collections.Counter(
+        (e.rcpt_tos[0], e.content.split(b"Subject: ")[1][:60]) for e in recorder.received
+    )
+    assert set(recipients.values()) == {1}
+    assert set(_statuses(postgres_database).values()) == {Status.SENT}
+
+
+def test_a_killed_daemons_reminders_are_taken_over_once_its_lease_ends(
+    tmp_path: Path, postgres_database: str, smtp: tuple[Server, Recorder]
+) -> None:
+    """One of two daemons killed amid 800: the other takes over, nobody is left out.
+
+    Only what was in flight at the kill goes twice, with the first copy's Message-ID; the
+    killed one, started again, sends nothing more.
+    """
+    server, recorder = smtp
+    recorder.delay = 0.04  # a slow server: the kill lands in the middle
+    roots = [_site(tmp_path / name, server.port, postgres_database, "PT5S") for name in "ab"]
+    due = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=8)
+    _crowd(roots, events=8, recipients=100, due=due)
+    killed, survivor = (Running(root, log=root / "daemon.log") for root in roots)
+    instance = _instance_of(killed)
+    try:
+        wait_for(lambda: len(recorder.received) >= 200, timeout=60)
+        killed.process.send_signal(signal.SIGKILL)
+        killed.process.wait()
+        at_kill = len(recorder.received)
+        wait_for(lambda: len(_ids(recorder)) >= 800, timeout=90)
+        time.sleep(3)  # a lease and a poll: what would still come
+        settled = len(recorder.received)
+        again = Running(roots[0], log=roots[0] / "again.log")
+        time.sleep(4)  # more than a poll (lease / 4) after it is ready
+        after_restart = len(recorder.received)
+        again.stop()
+    finally:
+        survivor.stop()
+        killed.stop()
+    ids = _ids(recorder)
+    assert len(ids) == 800  # nobody left out
+    assert at_kill < 800
+    repeated = {i for i, n in ids.items() if n > 1}
+    assert max(ids.values()) <= 2
+    assert len(repeated) <= 4  # at most one in flight on each of the killed one's connections
+    assert after_restart == settled
+    ledger = Ledger(postgres_database, upgrade=False)
+    try:
+        rows = ledger.rows()
+        assert {row.status for row in rows.values()} == {Status.SENT}
+        by_id = {row.message_id.encode(): key for key, row in rows.items() if row.message_id}
+        for repeat in repeated:  # taken over: a first attempt by the killed one, unsettled
+            attempts = ledger.attempts(by_id[repeat])
+            assert [(a.instance, a.result) for a in attempts][:1] == [(instance, None)]
+        took_over = [
+            key
+            for key in rows
+            if [a.instance for a in ledger.attempts(key)][:1] == [instance]
+            and len(ledger.attempts(key)) == 2
+        ]
+    finally:
+        ledger.close()
+    assert took_over  # the killed one held claims it never settled
+    assert "reminder sent" not in (roots[0] / "again.log").read_text()
+
+
+@pytest.mark.skipif(not LIBFAKETIME, reason="install Debian's faketime package (.ci/run does)")
+def test_daemons_with_skewed_clocks_send_on_the_databases_time(
+    tmp_path: Path, postgres_database: str, smtp: tuple[Server, Recorder]
+) -> None:
+    """A daemon ten minutes ahead sends nothing early; one ten minutes behind, nothing late."""
+    server, recorder = smtp
+    roots = [_site(tmp_path / name, server.port, postgres_database, "PT8S") for name in "ab"]
+    due = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=10)
+    _crowd(roots, events=2, recipients=10, due=due)
+    skews = []
+    for root, skew in zip(roots, ("+10m", "-10m"), strict=True):
+        (root / "faketime").write_text(f"{skew}\n")
+        skews.append(
+            {
+                "LD_PRELOAD": str(LIBFAKETIME[0]),
+                "FAKETIME_TIMESTAMP_FILE": str(root / "faketime"),
+                "FAKETIME_DONT_FAKE_MONOTONIC": "1",
+            }
+        )
+    daemons = [Running(r, env=e, log=r / "daemon.log") for r, e in zip(roots, skews, strict=True)]
+    try:
+        wait_for(lambda: len(recorder.received) >= 20, timeout=40)
+        time.sleep(2)
+    finally:
+        outputs = [d.stop()[1] for d in daemons]
+    ids = _ids(recorder)
+    assert (len(ids), set(ids.values())) == (20, {1}), outputs
+    assert min(recorder.arrived) >= due.timestamp()
+    assert max(recorder.arrived) < due.timestamp() + 10  # not ten minutes late
+
+
+def test_two_daemons_serve_the_same_bytes_before_and_after_an_edit(
+    tmp_path: Path, postgres_database: str, smtp: tuple[Server, Recorder]
+) -> None:
+    """Both instances serve one feed with one ETag, also after a rolling edit of the file."""
+    server, _ = smtp
+    roots = [_site(tmp_path / name, server.port, postgres_database) for name in "ab"]
+    later = datetime.now(UTC).replace(microsecond=0) + timedelta(days=30)
+    _crowd(roots, events=3, recipients=1, due=later)
+    daemons = [Running(root, log=root / "daemon.log") for root in roots]
+    try:
+        first = [d.get("/feeds/all.ics") for d in daemons]
+        time.sleep(1.1)  # a second on: a revision made now would show another LAST-MODIFIED
+        edited = roots[0] / "calendars" / "test.toml"
+        edited.write_text(edited.read_text().replace('title = "Event 1"', 'title = "Moved"'))
+        wait_for(lambda: b"SUMMARY:Moved" in daemons[0].get("/feeds/all.ics").content)
+        time.sleep(1.1)
+        shutil.copy(edited, roots[1] / "calendars" / "test.toml")
+        wait_for(lambda: b"SUMMARY:Moved" in daemons[1].get("/feeds/all.ics").content)
+        second = [d.get("/feeds/all.ics") for d in daemons]
+    finally:
+        for d in daemons:
+            d.stop()
+    for pair in (first, second):
+        assert pair[0].content == pair[1].content
+        assert pair[0].headers["ETag"] == pair[1].headers["ETag"]
+        assert pair[0].headers["Last-Modified"] == pair[1].headers["Last-Modified"]
+    assert first[0].headers["ETag"] != second[0].headers["ETag"]
