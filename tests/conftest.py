@@ -164,41 +164,76 @@ def _postgres_program(name: str) -> str | None:
     return str(found[-1]) if found else shutil.which(name)
 
 
-@pytest.fixture(scope="session")
-def postgres() -> Iterator[str]:
-    """A throw-away PostgreSQL server on a free loopback port; its URL without a database.
+class PostgresServer:
+    """A throw-away PostgreSQL server on a free loopback port, which a test may stop and start.
 
     ``initdb`` refuses to run as root, so the server runs as the ``postgres`` user then.
+    """
+
+    def __init__(self) -> None:
+        """Make its data folder; start it."""
+        initdb, pg_ctl = _postgres_program("initdb"), _postgres_program("pg_ctl")
+        if initdb is None or pg_ctl is None:
+            pytest.skip("PostgreSQL is not installed (no initdb): apt-get install postgresql")
+        self._pg_ctl = pg_ctl
+        self._as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        self.folder = Path(tempfile.mkdtemp(prefix="eventwatch-pg-"))
+        if self._as_user:
+            shutil.chown(self.folder, "postgres", "postgres")
+        self.data, self.port = self.folder / "data", free_port()
+        subprocess.run(
+            [*self._as_user, initdb, "-D", str(self.data), "-U", "eventwatch", "--auth=trust",
+             "-E", "UTF8", "--no-locale", "--no-sync"],
+            check=True, capture_output=True, timeout=120,
+        )  # fmt: skip
+        self.url = f"postgresql+psycopg://eventwatch@127.0.0.1:{self.port}"
+        """Its URL without a database."""
+        self.start()
+
+    def start(self) -> None:
+        """Start the server and wait until it accepts connections."""
+        options = f"-k {self.folder} -p {self.port} -c listen_addresses=127.0.0.1 -c fsync=off"
+        subprocess.run(
+            [*self._as_user, self._pg_ctl, "-D", str(self.data), "-l", str(self.folder / "log"),
+             "-w", "-o", options, "start"],
+            check=True, capture_output=True, timeout=120,
+        )  # fmt: skip
+
+    def stop(self) -> None:
+        """Stop the server at once, as a crash or a pulled cable would."""
+        subprocess.run(
+            [*self._as_user, self._pg_ctl, "-D", str(self.data), "-m", "immediate", "stop"],
+            check=False, capture_output=True, timeout=60,
+        )  # fmt: skip
+
+    def close(self) -> None:
+        """Stop it and remove its files."""
+        self.stop()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[str]:
+    """The session's throw-away PostgreSQL server; its URL without a database.
+
     Without PostgreSQL installed (``.ci/run`` installs it) the tests that need it are skipped,
     saying so, never passed.
     """
-    initdb, pg_ctl = _postgres_program("initdb"), _postgres_program("pg_ctl")
-    if initdb is None or pg_ctl is None:
-        pytest.skip("PostgreSQL is not installed (no initdb): apt-get install postgresql")
-    as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-    folder = Path(tempfile.mkdtemp(prefix="eventwatch-pg-"))
-    if as_user:
-        shutil.chown(folder, "postgres", "postgres")
-    data, port = folder / "data", free_port()
-    subprocess.run(
-        [*as_user, initdb, "-D", str(data), "-U", "eventwatch", "--auth=trust", "-E", "UTF8",
-         "--no-locale", "--no-sync"],
-        check=True, capture_output=True, timeout=120,
-    )  # fmt: skip
-    options = f"-k {folder} -p {port} -c listen_addresses=127.0.0.1 -c fsync=off"
-    subprocess.run(
-        [*as_user, pg_ctl, "-D", str(data), "-l", str(folder / "log"), "-w", "-o", options,
-         "start"],
-        check=True, capture_output=True, timeout=120,
-    )  # fmt: skip
+    server = PostgresServer()
     try:
-        yield f"postgresql+psycopg://eventwatch@127.0.0.1:{port}"
+        yield server.url
     finally:
-        subprocess.run(
-            [*as_user, pg_ctl, "-D", str(data), "-m", "immediate", "stop"],
-            check=False, capture_output=True, timeout=60,
-        )  # fmt: skip
-        shutil.rmtree(folder, ignore_errors=True)
+        server.close()
+
+
+@pytest.fixture
+def postgres_server() -> Iterator[PostgresServer]:
+    """A PostgreSQL server of the test's own, to stop and start again; skipped as above."""
+    server = PostgresServer()
+    try:
+        yield server
+    finally:
+        server.close()
 
 
 @pytest.fixture

@@ -34,6 +34,8 @@ from .helpers import (
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
+    from .conftest import PostgresServer
+
 LIBFAKETIME = sorted(Path("/usr/lib").glob("*/faketime/libfaketimeMT.so.1"))
 """Debian's faketime package: skews one daemon's wall clock, not its monotonic one."""
 
@@ -220,3 +222,41 @@ def test_two_daemons_serve_the_same_bytes_before_and_after_an_edit(
         assert pair[0].headers["ETag"] == pair[1].headers["ETag"]
         assert pair[0].headers["Last-Modified"] == pair[1].headers["Last-Modified"]
     assert first[0].headers["ETag"] != second[0].headers["ETag"]
+
+
+def test_a_database_stopped_across_a_due_instant_delays_but_loses_nothing(
+    tmp_path: Path, postgres_server: PostgresServer, smtp: tuple[Server, Recorder]
+) -> None:
+    """PostgreSQL down 25 s across a due instant: feeds served, health 503, nothing lost.
+
+    Once it is back, each reminder that fell due is sent once by one of the two daemons, and
+    each daemon logs one line when sending fails and one when it works again.
+    """
+    server, recorder = smtp
+    database = f"{postgres_server.url}/postgres"
+    roots = [_site(tmp_path / name, server.port, database, "PT8S") for name in "ab"]
+    due = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=15)
+    _crowd(roots, events=2, recipients=10, due=due)
+    daemons = [Running(root, log=root / "daemon.log") for root in roots]
+    try:
+        postgres_server.stop()
+        time.sleep(max(0.0, due.timestamp() - time.time()) + 2)  # past the due instant
+        during = [(d.get("/feeds/all.ics"), d.get("/healthz")) for d in daemons]
+        time.sleep(max(0.0, due.timestamp() + 10 - time.time()))  # 25 s down in all
+        sent_while_down = len(recorder.received)
+        postgres_server.start()
+        wait_for(lambda: len(recorder.received) >= 20, timeout=60)
+        time.sleep(3)  # a copy sent twice would arrive now
+        healthy = [d.get("/healthz").status_code for d in daemons]
+    finally:
+        logs = [d.stop()[1] for d in daemons]
+    assert [(feed.status_code, health.status_code) for feed, health in during] == [(200, 503)] * 2
+    assert all(b"BEGIN:VEVENT" in feed.content for feed, _ in during)
+    assert all(health.json()["ledger"] == "unreachable" for _, health in during)
+    assert sent_while_down == 0
+    ids = _ids(recorder)
+    assert (len(ids), set(ids.values())) == (20, {1}), logs
+    assert healthy == [200, 200]
+    for log in logs:
+        assert log.count("sending failed") == 1, log
+        assert log.count("sending works again") == 1, log

@@ -229,7 +229,14 @@ class Dispatcher:
                 if not self.halted:  # once halted, what is queued stays claimed, then requeued
                     outcomes.append(await self._deliver(*item, now, started))
 
-        await asyncio.gather(build(), *(send() for _ in range(workers)))
+        try:
+            # A task group, not gather: when one part fails (the ledger gone amid a pass), the
+            # others stop too, rather than sending on while the next pass sends again.
+            async with asyncio.TaskGroup() as group:
+                for part in (build(), *(send() for _ in range(workers))):
+                    group.create_task(part)
+        except ExceptionGroup as failed:
+            raise failed.exceptions[0] from None
         for outcome in outcomes:
             _report(outcome)
         return outcomes

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Protocol
 from eventwatch import logs, policy
 from eventwatch.delivery import delivery_for
 from eventwatch.dispatch import Dispatcher
-from eventwatch.errors import StateError
+from eventwatch.errors import OperationError, StateError
 from eventwatch.scheduling import Waker
 
 if TYPE_CHECKING:
@@ -63,6 +63,10 @@ class Served(Protocol):
 
 SWEEP = timedelta(minutes=1)
 """How often the ledger is looked at whatever was armed: a safety net, not the timer."""
+
+RETRY_FIRST = timedelta(seconds=1)
+RETRY_AT_MOST = timedelta(seconds=30)
+"""After a failed pass (the database away), try again after 1 s, doubling up to 30 s."""
 
 GRACE = 10.0
 """Seconds that sends in flight at shutdown may take to finish."""
@@ -116,6 +120,8 @@ class Reminders:
         self._abandoned = False
         self.problem: str | None = None
         """Why the last pass failed; None once a pass succeeds."""
+        self._failing: str | None = None
+        self._retry = RETRY_FIRST
         self._first_wake: asyncio.Task[None] | None = None
 
     def _attachment(self, event: Event) -> bytes:
@@ -227,12 +233,16 @@ class Reminders:
                 return  # stop() gave these sends up; their rows go back to pending
             except Exception as exc:  # noqa: BLE001 - a failed pass must not end the sending
                 self._failed(exc)
-                return  # the sweep tries again within a minute
+                self.waker.arm(self._retry)  # and the sweep, whichever comes first
+                self._retry = min(self._retry * 2, RETRY_AT_MOST)
+                return
             finally:
                 self._waking = None
             if self.problem is not None:
                 log.info("sending works again", after=self.problem)
                 self.problem = None
+                self._failing = None
+                self._retry = RETRY_FIRST
             self.waker.arm(upcoming)
         if self._preparing is None or self._preparing.done():
             # Build what falls due soon while nothing is due; a reload makes a new dispatcher.
@@ -270,12 +280,16 @@ class Reminders:
     def _failed(self, exc: Exception) -> None:
         """Log one line for a pass that failed (not again while it fails alike); degrade health.
 
-        Claimed rows stay ``sending`` and are put back to pending at the next start; what
-        failed (a full disk, a database gone) is for the admin, whom ``/healthz`` tells.
+        Claimed rows stay ``sending``; the next pass that works puts this instance's back to
+        pending. What failed (a full disk, a database gone) is for the admin, whom
+        ``/healthz`` tells.
         """
         problem = f"{type(exc).__name__}: {exc}"
-        if problem != self.problem:
-            log.error("sending failed, trying again at the next sweep", error=problem)
+        # One line per state: a database going away fails in several wordings in a row.
+        failing = "ledger" if isinstance(exc, OperationError) else problem
+        if failing != self._failing:
+            log.error("sending failed, trying again", error=problem)
+        self._failing = failing
         self.problem = problem
 
     async def _prepare(self, dispatcher: Dispatcher) -> int:
