@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
 import sqlite3
 import threading
 from datetime import UTC, date, datetime, timedelta
@@ -578,3 +579,135 @@ def test_a_sqlite_ledger_gives_back_every_claim(tmp_path: Path) -> None:
     started = Ledger(url, instance="new-5678")
     assert started.requeue_in_flight() == 3
     started.close()
+
+
+def _history(url: str) -> Ledger:
+    """A ledger at ``url`` with a row in every status, notices, revisions and attempts.
+
+    Of eight reminders, due at ``DUE``: one sent, one waiting to retry, one failed, one
+    skipped, one left ``sending`` (its daemon was killed), one pending, two cancelled. One
+    change notice was sent, another is pending.
+    """
+    ledger = Ledger(url, instance="old-host-1")
+    crowd = _crowd(8)
+    event = crowd[0].event
+    ledger.save_revisions(
+        [Revision(event.uid, 2, "m", "c", WHEN), Revision("x", 0, "m", "c", WHEN)]
+    )
+    ledger.reconcile(policy.follow(crowd), EARLY)
+    before = DUE - timedelta(days=2)
+    ledger.add([policy.notice(event, policy.Kind.CHANGED, 1, "r0@example.org", before, {})])
+    (told,) = ledger.claim_due(before).rows
+    ledger.mark_sent(told.key, "<notice@eventwatch>", before)
+    ledger.add([policy.notice(event, policy.Kind.CANCELLED, 2, "r0@example.org", DUE, {})])
+    sent, retry, failed, skipped, _ = ledger.claim_due(DUE, limit=5).rows
+    ledger.mark_sent(sent.key, "<sent@eventwatch>", DUE)
+    ledger.mark_retry(retry.key, "451 try later", DUE + timedelta(minutes=1))
+    ledger.mark_failed(failed.key, "550 no such user")
+    ledger.mark_skipped(skipped.key, "due 7 h before eventwatch ran")
+    kept = [r for r in crowd if r.address not in {"r6@example.org", "r7@example.org"}]
+    ledger.reconcile(policy.follow(kept), EARLY)
+    return ledger
+
+
+def _moved(rows: dict[str, policy.Row]) -> dict[str, policy.Row]:
+    """``rows`` as a move delivers them: a row left ``sending`` arrives pending."""
+    return {
+        key: dataclasses.replace(row, status=Status.PENDING)
+        if row.status is Status.SENDING
+        else row
+        for key, row in rows.items()
+    }
+
+
+class TestCopyInto:
+    """Moving a SQLite ledger into PostgreSQL: everything, once, into an empty database."""
+
+    def test_every_row_arrives_field_for_field(
+        self, tmp_path: Path, postgres_database: str
+    ) -> None:
+        """Revisions, reminders, notices and attempts in PostgreSQL read back as in SQLite."""
+        source = _history(url_for(make_state_folder(tmp_path)))
+        target = Ledger(postgres_database)
+        counts = source.copy_into(target)
+        rows = source.rows()
+        assert sorted(r.status for r in rows.values()) == sorted(
+            ["sent", "sent", "pending", "pending", "pending", "sending", "failed", "skipped",
+             "cancelled", "cancelled"]
+        )  # fmt: skip
+        assert counts == {"revisions": 2, "reminders": 10, "attempts": 6}
+        assert target.rows() == _moved(rows)
+        assert target.revisions() == source.revisions()
+        assert {k: target.attempts(k) for k in rows} == {k: source.attempts(k) for k in rows}
+        source.close()
+        target.close()
+
+    def test_every_column_arrives_as_stored(self, tmp_path: Path, postgres_database: str) -> None:
+        """Each table's every column, claims and settling instants too, is stored as in SQLite."""
+        url = url_for(make_state_folder(tmp_path))
+        source = _history(url)
+        target = Ledger(postgres_database)
+        source.copy_into(target)
+        source.close()
+        target.close()
+        expected = _stored(url)
+        expected["reminders"] = [
+            row | {"status": "pending", "lease_until": None} if row["status"] == "sending" else row
+            for row in expected["reminders"]
+        ]
+        assert _stored(postgres_database) == expected
+
+    def test_a_reminder_left_sending_arrives_pending_for_any_instance(
+        self, tmp_path: Path, postgres_database: str
+    ) -> None:
+        """What a killed daemon left sending is claimed by the first instance on PostgreSQL."""
+        source = _history(url_for(make_state_folder(tmp_path)))
+        (left,) = [r for r in source.rows().values() if r.status is Status.SENDING]
+        target = Ledger(postgres_database, instance="new-host-1")
+        source.copy_into(target)
+        assert _lease_until(postgres_database, left.key) is None
+        claimed = target.claim_due(DUE).rows
+        assert left.key in [r.key for r in claimed]
+        assert [a.instance for a in target.attempts(left.key)] == ["old-host-1", "new-host-1"]
+        assert source.rows()[left.key].status is Status.SENDING  # the SQLite file is as it was
+        source.close()
+        target.close()
+
+    def test_a_database_that_holds_rows_is_refused_and_left_as_it_was(
+        self, tmp_path: Path, postgres_database: str
+    ) -> None:
+        """A target with a single row is never merged into: one line naming it, password masked."""
+        source = _history(url_for(make_state_folder(tmp_path)))
+        _seed(postgres_database, _crowd(1))
+        before = _stored(postgres_database)
+        with_password = postgres_database.replace("eventwatch@", "eventwatch:hunter2@")
+        target = Ledger(with_password)  # the test server trusts any password
+        with pytest.raises(OperationError) as refused:
+            source.copy_into(target)
+        message = str(refused.value)
+        assert message == (
+            f"{postgres_database.replace('eventwatch@', 'eventwatch:***@')}: the database already "
+            "holds 1 reminder: a ledger is moved only into an empty "
+            "database, never merged into one; name an empty one"
+        )
+        assert _stored(postgres_database) == before
+        source.close()
+        target.close()
+
+
+def _stored(url: str) -> dict[str, list[dict[str, object]]]:
+    """Every row of the three tables at ``url``, all columns, in key order."""
+    engine = sa.create_engine(url)
+    found: dict[str, list[dict[str, object]]] = {}
+    try:
+        with engine.connect() as connection:
+            for name, order in (
+                ("revisions", "uid"),
+                ("reminders", "key"),
+                ("attempts", "key, number"),
+            ):
+                query = sa.text(f"SELECT * FROM {name} ORDER BY {order}")  # noqa: S608 - fixed names
+                found[name] = [dict(row) for row in connection.execute(query).mappings()]
+    finally:
+        engine.dispose()
+    return found

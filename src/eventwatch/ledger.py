@@ -849,3 +849,76 @@ class Ledger:
     def close(self) -> None:
         """Release the connections."""
         self._engine.dispose()
+
+    def copy_into(self, target: Ledger) -> dict[str, int]:
+        """Copy every revision, reminder and attempt into the empty ``target``; counts by table.
+
+        One transaction on ``target``, written in chunks and checked against this ledger's
+        counts before it commits: all of it is copied, or nothing. A target that holds any row
+        is refused (``OperationError``), never merged into. Nothing is in flight while a ledger
+        moves (its daemon is stopped), so a ``sending`` row arrives pending, its lease cleared.
+        """
+        tables = (_revisions, _reminders, _attempts)
+        requeued = {"status": Status.PENDING.value, "lease_until": None}
+
+        def count(connection: sa.Connection, table: sa.Table) -> int:
+            query = sa.select(sa.func.count()).select_from(table)
+            return int(connection.execute(query).scalar_one())
+
+        copied: dict[str, int] = {}
+        with target._begin() as into:
+            if into.dialect.name == "postgresql":
+                # An instance started on the target meanwhile waits for the commit, then sees
+                # the whole ledger; a lock held elsewhere for long fails the move, not hangs it.
+                into.exec_driver_sql("SET LOCAL lock_timeout = '10s'")
+                into.exec_driver_sql("LOCK TABLE revisions, reminders, attempts IN EXCLUSIVE MODE")
+            held = {table.name: count(into, table) for table in tables}
+            if any(held.values()):
+                found = ", ".join(
+                    f"{n} {name if n > 1 else name.removesuffix('s')}"
+                    for name, n in held.items()
+                    if n
+                )
+                msg = (
+                    f"{target._where}: the database already holds {found}: a ledger is moved "
+                    "only into an empty database, never merged into one; name an empty one"
+                )
+                raise OperationError(msg)
+            with self._failing():
+                source = self._engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+            try:
+                with self._failing():
+                    # One read transaction, as in _migrate: all tables are read from one snapshot.
+                    source.exec_driver_sql("BEGIN")
+                for table in tables:
+                    with self._failing():
+                        expected = count(source, table)
+                        rows = source.execute(
+                            sa.select(table).order_by(*table.primary_key.columns)
+                        ).mappings()
+                    copied[table.name] = 0
+                    while True:
+                        with self._failing():
+                            chunk = [dict(row) for row in rows.fetchmany(_CHUNK)]
+                        if not chunk:
+                            break
+                        if table is _reminders:
+                            chunk = [
+                                row | requeued if row["status"] == Status.SENDING.value else row
+                                for row in chunk
+                            ]
+                        into.execute(table.insert(), chunk)
+                        copied[table.name] += len(chunk)
+                    stored = count(into, table)
+                    if not expected == copied[table.name] == stored:
+                        msg = (
+                            f"{target._where}: {table.name}: {self._where} holds {expected}, "
+                            f"{copied[table.name]} were read and {stored} written; nothing is "
+                            "kept: try again"
+                        )
+                        raise OperationError(msg)
+            finally:
+                with contextlib.suppress(SQLAlchemyError):
+                    source.exec_driver_sql("ROLLBACK")
+                source.close()
+        return copied
