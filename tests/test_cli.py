@@ -21,9 +21,10 @@ import pytest
 from eventwatch import __version__, inputs, policy
 from eventwatch.ledger import Ledger
 from eventwatch.models import ReminderPolicy
+from eventwatch.revisions import Revision
 
 from .conftest import MINIMAL_CALENDAR, SHIPPED_CONFIG, Site
-from .helpers import COMMAND, HOSTILE_CALENDAR
+from .helpers import COMMAND, HOSTILE_CALENDAR, free_port
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -446,3 +447,136 @@ def test_a_mistyped_command_line_never_repeats_what_was_typed(argv: list[str]) -
     assert done.returncode == 2
     assert "hunter2-canary" not in done.stdout + done.stderr
     assert "not repeated here as it may be a secret" in done.stderr
+
+
+def _sqlite_ledger(site: Site) -> Path:
+    """The site's SQLite ledger with its one reminder sent and one revision; its file."""
+    state = site.root / "state"
+    ledger = Ledger.in_folder(state)
+    plan = policy.reminders(inputs.load(site.config).calendars, ReminderPolicy())
+    ledger.reconcile(policy.follow(plan), datetime(2026, 1, 1, tzinfo=UTC))
+    due = datetime(2026, 5, 3, 8, tzinfo=UTC)
+    (row,) = ledger.claim_due(due).rows
+    ledger.mark_sent(row.key, "<sent@example.org>", due)
+    ledger.save_revisions([Revision(plan[0].event_uid, 0, "m", "c", due)])
+    ledger.close()
+    return state / "eventwatch.db"
+
+
+class TestMigrateLedger:
+    """migrate-ledger: the SQLite ledger into an empty PostgreSQL, or one line saying why not."""
+
+    def test_the_installed_command_moves_the_ledger_and_says_what_next(
+        self, site: Site, postgres_database: str
+    ) -> None:
+        """One line per table with its count, then the next step, naming the backup left."""
+        db = _sqlite_ledger(site)
+        done = subprocess.run(
+            [str(COMMAND), "--config", str(site.config), "migrate-ledger", "--to",
+             postgres_database],
+            capture_output=True, text=True, check=False, timeout=60,
+        )  # fmt: skip
+        assert (done.returncode, done.stderr) == (0, "")
+        assert done.stdout.splitlines() == [
+            "revisions: 1 copied",
+            "reminders: 1 copied",
+            "attempts: 1 copied",
+            (
+                f'next: set [database] url = "{postgres_database}" and restart every instance; '
+                f"{db} is left untouched, as a backup"
+            ),
+        ]
+        moved = Ledger(postgres_database)
+        assert [str(r.status) for r in moved.rows().values()] == ["sent"]
+        moved.close()
+
+    def test_without_to_the_settings_url_is_the_target(
+        self, run: Runner, site: Site, postgres_database: str
+    ) -> None:
+        """With [database] url set and no --to, the ledger moves there; next is to start."""
+        db = _sqlite_ledger(site)
+        site.write_config(f'[database]\nurl = "{postgres_database}"\n')
+        result = run("--config", str(site.config), "migrate-ledger")
+        assert (result.code, result.err) == (0, "")
+        assert result.out.splitlines()[-1] == (
+            "next: start eventwatch on every instance with these settings; "
+            f"{db} is left untouched, as a backup"
+        )
+        moved = Ledger(postgres_database)
+        assert len(moved.rows()) == 1
+        moved.close()
+
+    @pytest.mark.parametrize(
+        ("url", "expected"),
+        [
+            ("mysql://eventwatch:hunter2@db/eventwatch", "is not a PostgreSQL URL"),
+            ("postgresql+asyncpg://eventwatch@db/eventwatch", "names a driver other than psycopg"),
+            ("postgresql://eventwatch:hunter2@db:5432", "it names no database"),
+            ("postgresql://eventwatch@db/eventwatch?password=hunter2", "use password_file"),
+        ],
+    )
+    def test_a_bad_url_is_one_line_and_exit_2(
+        self, run: Runner, site: Site, url: str, expected: str
+    ) -> None:
+        """--to is held to the rules of [database] url: one line naming --to, no password."""
+        _sqlite_ledger(site)
+        result = run("--config", str(site.config), "migrate-ledger", "--to", url)
+        assert (result.code, result.out) == (2, "")
+        (line,) = result.err.splitlines()
+        assert line.startswith("--to: "), line
+        assert expected in line
+        assert "hunter2" not in line
+
+    def test_a_password_in_the_url_and_the_settings_is_refused(
+        self, run: Runner, site: Site, tmp_path: Path
+    ) -> None:
+        """A password in --to beside the one the settings give is one line, exit 2, not shown."""
+        _sqlite_ledger(site)
+        secret = tmp_path / "database-password"
+        secret.write_text("from-the-file\n", encoding="utf-8")
+        site.write_config(
+            f'[database]\nurl = "postgresql://eventwatch@db/eventwatch"\n'
+            f'password_file = "{secret}"\n'
+        )
+        url = "postgresql://eventwatch:hunter2@elsewhere/eventwatch"
+        result = run("--config", str(site.config), "migrate-ledger", "--to", url)
+        assert result.code == 2
+        assert result.err == (
+            "--to: 'postgresql+psycopg://eventwatch:***@elsewhere/eventwatch' holds a password, "
+            "and so do the settings (password, password_file or the database-password "
+            "credential): give it once\n"
+        )
+
+    def test_no_url_at_all_is_one_line_and_exit_2(self, run: Runner, site: Site) -> None:
+        """Without --to and without [database] url there is nowhere to move to: exit 2."""
+        _sqlite_ledger(site)
+        result = run("--config", str(site.config), "migrate-ledger")
+        assert (result.code, result.err) == (
+            2,
+            "--to: required, as no [database] url is set: the database to move the ledger to\n",
+        )
+
+    def test_a_server_that_does_not_answer_is_one_line(self, site: Site) -> None:
+        """Nobody listening on the port: one line naming the database, exit 1, no traceback."""
+        _sqlite_ledger(site)
+        url = f"postgresql+psycopg://eventwatch@127.0.0.1:{free_port()}/eventwatch"
+        done = subprocess.run(
+            [str(COMMAND), "--config", str(site.config), "migrate-ledger", "--to", url],
+            capture_output=True, text=True, check=False, timeout=60,
+        )  # fmt: skip
+        assert (done.returncode, done.stdout) == (1, "")
+        (line,) = done.stderr.splitlines()
+        assert line.startswith(f"{url}: cannot reach the database: "), line
+
+    def test_a_state_folder_without_a_ledger_is_one_line_and_exit_2(
+        self, run: Runner, site: Site
+    ) -> None:
+        """A state_dir with no SQLite file names the file it looked for, and makes none."""
+        url = "postgresql://eventwatch@db/eventwatch"
+        result = run("--config", str(site.config), "migrate-ledger", "--to", url)
+        db = site.root / "state" / "eventwatch.db"
+        assert (result.code, result.err) == (
+            2,
+            f"{db}: no SQLite ledger to move (is state_dir right?)\n",
+        )
+        assert not db.exists()

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import ical.calendar_stream
 import icalendar
 import pytest
+import sqlalchemy as sa
 import vobject
 from aiosmtpd.controller import Controller
 
@@ -649,3 +650,40 @@ class TestUpgradeBesideARunningDaemon:
             held.close()
         assert _schema(tmp_path / "state") == 2
         assert not (tmp_path / "out").exists()
+
+
+class TestMigrateLedger:
+    """migrate_ledger: the state folder's SQLite ledger into PostgreSQL, with no daemon on it."""
+
+    def test_a_daemon_on_the_state_folder_stops_it(
+        self, tmp_path: Path, postgres_database: str
+    ) -> None:
+        """While the folder is held, nothing moves: the SQLite file stays at its schema."""
+        version_2_ledger(tmp_path)
+        held = StateLock(tmp_path)
+        try:
+            with pytest.raises(OperationError) as refused:
+                daemon_module.migrate_ledger(_settings_on(tmp_path), postgres_database)
+        finally:
+            held.close()
+        assert str(refused.value) == (
+            f"{tmp_path}: an eventwatch is running on this state folder: stop it first"
+        )
+        assert _schema(tmp_path) == 2
+        engine = sa.create_engine(postgres_database)
+        with engine.connect() as connection:
+            assert sa.inspect(connection).get_table_names() == []
+        engine.dispose()
+
+    def test_an_older_ledger_is_upgraded_then_moved(
+        self, tmp_path: Path, postgres_database: str
+    ) -> None:
+        """A schema 2 ledger arrives with its notice's kind and SEQUENCE in their columns."""
+        version_2_ledger(tmp_path)
+        copied = daemon_module.migrate_ledger(_settings_on(tmp_path), postgres_database)
+        assert copied == {"revisions": 0, "reminders": 2, "attempts": 0}
+        assert _schema(tmp_path) == SCHEMA_VERSION
+        moved = Ledger(postgres_database)
+        notice = moved.rows()["u|changed|4|a@example.org"]
+        assert (notice.kind, notice.offset, notice.sequence) == ("changed", None, 4)
+        moved.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -18,11 +19,13 @@ from eventwatch import (
     delivery,
     inputs,
     policy,
+    problems,
     reports,
     settings,
     simulation,
 )
 from eventwatch.errors import EventwatchError, InvalidInputError, Problem
+from eventwatch.ledger import DATABASE_FILE
 from eventwatch.models import EmailAddress, in_start_order
 
 if TYPE_CHECKING:
@@ -202,6 +205,23 @@ def _parser() -> argparse.ArgumentParser:
         "each file replaced atomically, for static hosting.",
     )
     export.add_argument("--out", type=Path, required=True, metavar="DIR", help="the folder")
+
+    migrate = commands.add_parser(
+        "migrate-ledger",
+        parents=[common],
+        help="copy the SQLite ledger into an empty PostgreSQL database",
+        description="Copy the SQLite ledger in state_dir (revisions, reminders, attempts) into "
+        "an empty PostgreSQL database in one transaction, with no daemon running on the state "
+        "folder. The SQLite file is left as it was, as a backup; then set [database] url and "
+        "start the instances.",
+    )
+    migrate.add_argument(
+        "--to",
+        metavar="URL",
+        help="the database, postgresql+psycopg://user@host:5432/database (default: [database] "
+        "url); its password from [database] password_file or the database-password "
+        "credential, as for the daemon",
+    )
     return parser
 
 
@@ -274,6 +294,44 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _target_url(text: str | None, database: settings.DatabaseSettings) -> str:
+    """``--to``, checked by the rules of ``[database] url``; that setting if not given."""
+    if text is None:
+        if database.url is None:
+            message = "required, as no [database] url is set: the database to move the ledger to"
+            raise InvalidInputError([Problem("--to", "", message)])
+        return database.url
+    try:
+        checked = settings.DatabaseSettings.model_validate({"url": text})
+    except ValidationError as exc:
+        found = problems.problems(
+            exc, settings.DatabaseSettings, lambda _: ("--to", None), show_input=False
+        )
+        raise InvalidInputError([Problem("--to", "", p.message) for p in found]) from None
+    if database.password is not None and checked.url_has_password:
+        message = (
+            f"{checked.shown_url!r} holds a password, and so do the settings "
+            "(password, password_file or the database-password credential): give it once"
+        )
+        raise InvalidInputError([Problem("--to", "", message)])
+    return str(checked.url)  # set: it was given
+
+
+def _migrate_ledger(args: argparse.Namespace) -> int:
+    loaded = settings.load(getattr(args, "config", None), getattr(args, "overrides", None))
+    url = _target_url(args.to, loaded.database)
+    copied = daemon.migrate_ledger(loaded, url)
+    for table, count in copied.items():
+        print(f"{table}: {count} copied")
+    backup = Path(os.path.normpath(loaded.state_dir / DATABASE_FILE))
+    if url == loaded.database.url:
+        step = "start eventwatch on every instance with these settings"
+    else:
+        step = f'set [database] url = "{settings.masked_url(url)}" and restart every instance'
+    print(f"next: {step}; {backup} is left untouched, as a backup")
+    return 0
+
+
 def _send_test(args: argparse.Namespace) -> int:
     loaded = settings.load(getattr(args, "config", None), getattr(args, "overrides", None))
     reply = asyncio.run(delivery.send_test(loaded, args.to, datetime.now(UTC)))
@@ -301,6 +359,7 @@ _COMMANDS = {
     "export": _export,
     "simulate": _simulate,
     "send-test": _send_test,
+    "migrate-ledger": _migrate_ledger,
 }
 
 

@@ -554,6 +554,34 @@ def export(loaded: inputs.Inputs, out: Path) -> list[Path]:
         ledger.close()
 
 
+def migrate_ledger(settings: Settings, to_url: str) -> dict[str, int]:
+    """Copy the SQLite ledger in ``state_dir`` into the empty PostgreSQL database ``to_url``.
+
+    Only while no daemon holds the state folder; its lock is held throughout, so that none
+    starts and sends meanwhile. The SQLite file is brought to the current schema first and
+    otherwise left as it was, a backup. The password the settings give joins ``to_url`` as
+    it joins ``[database] url``. Rows copied, by table.
+    """
+    state_dir = Path(os.path.normpath(settings.state_dir))
+    if not (state_dir / DATABASE_FILE).is_file():
+        msg = f"{state_dir / DATABASE_FILE}: no SQLite ledger to move (is state_dir right?)"
+        raise StateError(msg)
+    with contextlib.ExitStack() as stack:
+        try:
+            lock = StateLock(state_dir)
+        except OperationError as exc:
+            msg = f"{state_dir}: an eventwatch is running on this state folder: stop it first"
+            raise OperationError(msg) from exc
+        stack.callback(lock.close)
+        source = Ledger.in_folder(state_dir)  # upgraded if older: the folder is ours
+        stack.callback(source.close)
+        database = settings.database.model_copy(update={"url": to_url})
+        # Never upgraded by a command: daemons on other hosts may use it (see _unless_running).
+        target = Ledger.of(database, state_dir, upgrade=False)
+        stack.callback(target.close)
+        return source.copy_into(target)
+
+
 def run(config: Path | None, overrides: list[str] | None) -> int:
     """Run the daemon until it is told to stop; 0 after a clean stop."""
     logs.configure()
