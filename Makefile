@@ -48,3 +48,4 @@ bench: $(VENV)/.installed-bench
 	$(BIN)/python bench/serving.py
 	$(BIN)/python bench/reminders.py
 	$(BIN)/python bench/pending.py
+	$(BIN)/python bench/instances.py
