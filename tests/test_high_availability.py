@@ -260,3 +260,52 @@ def test_a_database_stopped_across_a_due_instant_delays_but_loses_nothing(
     for log in logs:
         assert log.count("sending failed") == 1, log
         assert log.count("sending works again") == 1, log
+
+
+def _sequence(database: str, uid: str) -> int:
+    """The SEQUENCE the shared ledger holds for event ``uid``."""
+    ledger = Ledger(database, upgrade=False)
+    try:
+        return ledger.revisions()[uid].sequence
+    finally:
+        ledger.close()
+
+
+def test_an_instance_restarted_with_the_older_file_amid_a_rolling_deploy_defers(
+    tmp_path: Path, postgres_database: str, smtp: tuple[Server, Recorder]
+) -> None:
+    """Mid-deploy, a daemon restarted with the old file neither revives nor cancels, nor bumps.
+
+    One daemon gets the moved event first; the other, restarted before its copy arrives,
+    leaves the ledger as the newer file made it, then follows once its copy is new too.
+    """
+    server, _ = smtp
+    roots = [_site(tmp_path / name, server.port, postgres_database) for name in "ab"]
+    due = datetime.now(UTC).replace(microsecond=0) + timedelta(days=30)
+    recipients = [f"r{n}@example.org" for n in range(5)]
+    for root in roots:
+        write_calendar(root, numbered([due]), recipients)
+    first, second = (Running(root, log=root / "daemon.log") for root in roots)
+    try:
+        write_calendar(roots[0], numbered([due + timedelta(days=1)]), recipients)  # moved
+        wait_for(lambda: sorted(_statuses(postgres_database).values()).count("cancelled") == 5)
+        moved = _statuses(postgres_database)
+        second.stop()
+        second = Running(roots[1], log=roots[1] / "restarted.log")  # the old file still
+        time.sleep(1)
+        during = _statuses(postgres_database)
+        sequence = _sequence(postgres_database, "test/e0@eventwatch")
+        shutil.copy(roots[0] / "calendars" / "test.toml", roots[1] / "calendars" / "test.toml")
+        newest = first.get("/feeds/all.ics").content
+        wait_for(lambda: second.get("/feeds/all.ics").content == newest)
+        after = _statuses(postgres_database)
+    finally:
+        first.stop()
+        second.stop()
+    assert sorted(moved.values()) == ["cancelled"] * 5 + ["pending"] * 5
+    assert during == moved
+    assert after == moved
+    assert sequence == 1
+    log = (roots[1] / "restarted.log").read_text()
+    assert "another instance has a newer file" in log
+    assert "every calendar file is the newest" in log

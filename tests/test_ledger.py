@@ -556,6 +556,71 @@ class TestClaims:
         assert version == SCHEMA_VERSION == 4
 
 
+class TestDeferring:
+    """Instances holding different files of one calendar: the newer file decides."""
+
+    V1, V2 = "1" * 64, "2" * 64
+
+    def test_the_first_file_seen_is_the_newest(self, postgres_database: str) -> None:
+        """A calendar no instance has shown yet is nobody's to defer to."""
+        ledger = Ledger(postgres_database)
+        assert ledger.deferred({"cal": self.V1}) == set()
+        ledger.close()
+
+    def test_an_older_file_defers_to_a_newer_one_during_a_deploy(
+        self, postgres_database: str
+    ) -> None:
+        """After one instance saw its file change, one starting with the older file defers."""
+        first = Ledger(postgres_database, instance="a")
+        other = Ledger(postgres_database, instance="b")
+        assert first.deferred({"cal": self.V1, "x": self.V1}, now=EARLY) == set()
+        assert other.deferred({"cal": self.V2}, {"cal"}, EARLY + timedelta(minutes=1)) == set()
+        later = EARLY + timedelta(minutes=1) + ledger_module.ROLLING_DEPLOY - timedelta(seconds=1)
+        assert first.deferred({"cal": self.V1, "x": self.V1}, now=later) == {"cal"}
+        assert first.deferred({"cal": self.V2, "x": self.V1}, {"cal"}, later) == set()
+        first.close()
+        other.close()
+
+    def test_a_file_older_past_a_deploy_is_taken_as_newest(self, postgres_database: str) -> None:
+        """An older file still held after ``ROLLING_DEPLOY``: the admin went back; it counts."""
+        first = Ledger(postgres_database, instance="a")
+        other = Ledger(postgres_database, instance="b")
+        first.deferred({"cal": self.V1}, now=EARLY)
+        other.deferred({"cal": self.V2}, {"cal"}, EARLY)
+        past = EARLY + ledger_module.ROLLING_DEPLOY
+        assert first.deferred({"cal": self.V1}, now=past) == set()
+        assert other.deferred({"cal": self.V2}, now=past) == {"cal"}
+        first.close()
+        other.close()
+
+    def test_a_change_seen_back_to_an_earlier_file_is_the_newest(
+        self, postgres_database: str
+    ) -> None:
+        """An instance that sees its file change back to an earlier one makes that the newest."""
+        ledger = Ledger(postgres_database)
+        ledger.deferred({"cal": self.V1}, now=EARLY)
+        ledger.deferred({"cal": self.V2}, {"cal"}, EARLY + timedelta(minutes=1))
+        assert ledger.deferred({"cal": self.V1}, {"cal"}, EARLY + timedelta(minutes=2)) == set()
+        ledger.close()
+
+    def test_one_sqlite_instance_never_defers(self, tmp_path: Path) -> None:
+        """SQLite has one instance: no other can hold a newer file."""
+        ledger = Ledger.in_folder(tmp_path)
+        ledger.deferred({"cal": self.V1}, {"cal"}, EARLY)
+        assert ledger.deferred({"cal": self.V2}, now=EARLY + timedelta(minutes=1)) == set()
+        ledger.close()
+
+    def test_rows_of_a_deferred_calendar_are_neither_claimed_nor_due(self, url: str) -> None:
+        """Claims and the next due instant leave a deferred calendar's rows to the others."""
+        _seed(url, _crowd(2) + _plan())  # all of calendar "cal"; a bare LIKE "c_l%" matches it
+        ledger = Ledger(url)
+        assert ledger.claim_due(DUE, deferred={"cal"}).rows == []
+        assert ledger.next_due({"cal"}) is None
+        assert ledger.next_due({"ca%"}) == datetime(2026, 6, 30, 6, tzinfo=UTC)
+        assert len(ledger.claim_due(DUE, deferred={"c_l"}).rows) == 4  # all, none deferred
+        ledger.close()
+
+
 def test_a_shared_database_gives_back_only_this_instances_claims(postgres_database: str) -> None:
     """At a stop, an instance on PostgreSQL requeues its own claims, never another's."""
     _seed(postgres_database, _crowd(4))

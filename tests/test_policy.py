@@ -419,6 +419,22 @@ class TestReconcile:
         known = {reminder.key: Standing(Status.CANCELLED, Kind.REMINDER)}
         assert policy.reconcile(known, [reminder], reminder.due).revive == ()
 
+    def test_a_deferred_calendar_is_left_as_it_is(self) -> None:
+        """A calendar another instance has a newer file of: nothing added, cancelled, revived."""
+        reminder = summit_reminder()
+        calendar_id = reminder.event.calendar
+        known = {
+            f"{calendar_id}/gone@eventwatch|x|P1D|a@b": Standing(Status.PENDING, Kind.REMINDER),
+            "other/gone@eventwatch|x|P1D|a@b": Standing(Status.PENDING, Kind.REMINDER),
+            "moved": Standing(Status.CANCELLED, Kind.REMINDER),
+        }
+        changes = policy.reconcile(known, [reminder], self.NOW, deferred={calendar_id})
+        assert (changes.fresh, changes.cancel, changes.revive) == (
+            (),
+            ("other/gone@eventwatch|x|P1D|a@b",),
+            (),
+        )
+
     def test_follow_is_reconcile_with_the_plan_given(self) -> None:
         """``follow`` decides what ``reconcile`` decides, for the ledger to run."""
         reminder = summit_reminder()

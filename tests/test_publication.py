@@ -125,3 +125,25 @@ def test_an_instance_serves_the_revision_another_stored_first(tmp_path: Path) ->
     assert second.rendered["all"].etag == first.rendered["all"].etag
     assert ledger.revisions()["c/a@eventwatch"].modified == FIRST
     ledger.close()
+
+
+def test_a_deferred_calendar_is_served_as_stored_and_changes_nothing(tmp_path: Path) -> None:
+    """An older file of a calendar another instance has newer: stored revisions, no bump."""
+    ledger = Ledger.in_folder(tmp_path)
+    event = {"id": "a", "title": "A", "start": date(2026, 5, 1), "location": "X"}
+    publication.build((calendar("c", event),), OPTIONS, ledger, feeds.Renderer(), FIRST)
+    newer = calendar("c", event | {"location": "Y"})
+    publication.build((newer,), OPTIONS, ledger, feeds.Renderer(), LATER)
+    stored = ledger.revisions()
+    older = (
+        calendar("c", event),
+        calendar("d", {"id": "b", "title": "B", "start": date(2026, 5, 2)}),
+    )
+    built = publication.build(older, OPTIONS, ledger, feeds.Renderer(), LATER, deferred={"c"})
+    assert built.bumped == ()
+    assert ledger.revisions()["c/a@eventwatch"] == stored["c/a@eventwatch"]  # not moved back
+    (served,) = [e.revision for e in built.entries if e.event.calendar == "c"]
+    assert (served.sequence, served.modified) == (1, LATER)  # the newer file's, as stored
+    assert served.content != stored["c/a@eventwatch"].content  # not to be cached as the newer
+    assert "d/b@eventwatch" in ledger.revisions()  # other calendars are revised as ever
+    ledger.close()

@@ -21,6 +21,8 @@ from eventwatch.reminders import Reminders
 from .helpers import HOSTILE_CALENDAR, Recorder, Server
 
 if TYPE_CHECKING:
+    from collections.abc import Collection
+
     import pytest
 
     from .conftest import Site
@@ -305,10 +307,10 @@ def test_a_failing_pass_is_reported_and_the_next_one_sends(
     real = ledger.claim_due
     failures = [OSError(28, "No space left on device")]
 
-    def claim_due(now: datetime, limit: int) -> object:
+    def claim_due(now: datetime, limit: int, deferred: Collection[str]) -> object:
         if failures:
             raise failures.pop()
-        return real(now, limit)
+        return real(now, limit, deferred)
 
     monkeypatch.setattr(ledger, "claim_due", claim_due)
 

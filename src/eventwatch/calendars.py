@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
@@ -65,6 +66,14 @@ def parse(doc: tomlfile.Document) -> Calendar:
 
 def load(directory: Path) -> tuple[Calendar, ...]:
     """Read every calendar file in ``directory``; a broken file never hides another's errors."""
+    return read(directory)[0]
+
+
+def read(directory: Path) -> tuple[tuple[Calendar, ...], dict[str, str]]:
+    """``load``, and the SHA-256 of each calendar's file by calendar id.
+
+    Instances sharing a ledger compare these to tell which of them holds the newer file.
+    """
     shown = tomlfile.display(directory)
     if not directory.is_dir():
         raise CalendarError([Problem(shown, "", "calendars folder does not exist")])
@@ -72,12 +81,17 @@ def load(directory: Path) -> tuple[Calendar, ...]:
     if not paths:
         raise CalendarError([Problem(shown, "", "no calendar files (*.toml) in this folder")])
     calendars: list[Calendar] = []
+    digests: dict[str, str] = {}
     found: list[Problem] = []
     for path in paths:
         try:
-            calendars.append(parse(tomlfile.read(path)))
+            doc = tomlfile.read(path)
+            calendar = parse(doc)
         except InvalidInputError as exc:
             found.extend(exc.problems)
+            continue
+        calendars.append(calendar)
+        digests[calendar.id] = hashlib.sha256(doc.text.encode()).hexdigest()
     if found:
         raise CalendarError(found)
-    return tuple(calendars)
+    return tuple(calendars), digests

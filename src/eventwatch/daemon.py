@@ -40,7 +40,7 @@ from eventwatch.metrics import Metrics
 
 if TYPE_CHECKING:
     import socket
-    from collections.abc import Coroutine, Iterator
+    from collections.abc import Collection, Coroutine, Iterator, Mapping
 
     from eventwatch.settings import Settings
 
@@ -62,13 +62,18 @@ def now() -> datetime:
 
 
 def publish(
-    loaded: inputs.Inputs, ledger: Ledger, renderer: feeds.Renderer
+    loaded: inputs.Inputs,
+    ledger: Ledger,
+    renderer: feeds.Renderer,
+    deferred: Collection[str] = (),
 ) -> publication.Publication:
-    """Render every feed of ``loaded`` and keep the encoded events for the next start."""
+    """Render every feed of ``loaded`` and keep the encoded events for the next start.
+
+    The calendars in ``deferred`` change nothing in the ledger (see ``Ledger.deferred``).
+    """
     settings = loaded.settings
-    built = publication.build(
-        loaded.calendars, publication.Options.of(settings), ledger, renderer, now()
-    )
+    options = publication.Options.of(settings)
+    built = publication.build(loaded.calendars, options, ledger, renderer, now(), deferred=deferred)
     body = built.rendered[publication.ALL].body
     try:
         feedcache.save(settings.state_dir, body, renderer.placements(body))
@@ -234,6 +239,9 @@ class Daemon:
         self.notifier = systemd.Notifier()
         self.metrics = Metrics()
         self.lock: StateLock
+        self._digests: Mapping[str, str] = {}
+        """The calendar files last applied, by calendar id (their SHA-256)."""
+        self._deferring: set[str] = set()
 
     def _load(self) -> inputs.Inputs:
         return inputs.load(self.config, self.overrides)
@@ -296,16 +304,38 @@ class Daemon:
             lock.close()
             self.notifier.close()
 
-    def _publish(self, loaded: inputs.Inputs, ledger: Ledger) -> publication.Publication:
+    def _deferred(self, loaded: inputs.Inputs, ledger: Ledger) -> set[str]:
+        """The calendars another instance has a newer file of; logged when that changes.
+
+        A calendar counts as changed here when its file differs from the one last applied.
+        """
+        changed = {c for c, d in loaded.digests.items() if self._digests.get(c, d) != d}
+        found = ledger.deferred(loaded.digests, changed)
+        if found != self._deferring:
+            if found:
+                log.warning(
+                    "another instance has a newer file of these calendars: left to it",
+                    calendars=", ".join(sorted(found)),
+                )
+            else:
+                log.info("every calendar file is the newest", calendars=len(loaded.digests))
+        self._deferring = found
+        return found
+
+    def _publish(
+        self, loaded: inputs.Inputs, ledger: Ledger, deferred: Collection[str] = ()
+    ) -> publication.Publication:
         began = time.perf_counter()
-        built = publish(loaded, ledger, self.renderer)
+        built = publish(loaded, ledger, self.renderer, deferred)
         self.metrics.render.observe(time.perf_counter() - began)
         self.metrics.loaded(len(loaded.calendars), built.event_count)
         return built
 
     async def _serve(self, loaded: inputs.Inputs, ledger: Ledger, sock: socket.socket) -> None:
         settings = loaded.settings
-        built = await asyncio.to_thread(self._publish, loaded, ledger)
+        deferred = await asyncio.to_thread(self._deferred, loaded, ledger)
+        built = await asyncio.to_thread(self._publish, loaded, ledger, deferred)
+        self._digests = loaded.digests
         if self._stopped_early():
             return
         self.metrics.reloaded(time.time(), success=True)
@@ -326,7 +356,8 @@ class Daemon:
         self.sender = SenderLoop()
         try:
             # send_now=False: serve at once while a catch-up after downtime goes out.
-            await self.sender.call(self.reminders.start(loaded, built, send_now=False))
+            start = self.reminders.start(loaded, built, send_now=False, deferred=deferred)
+            await self.sender.call(start)
         except BaseException:
             await self.sender.call(self.reminders.stop())
             await asyncio.to_thread(self.sender.close)
@@ -489,7 +520,9 @@ class Daemon:
             return None
         plan = await asyncio.to_thread(reminders.plan_of, fresh)
         settings = fresh.settings
-        built = await asyncio.to_thread(self._publish, fresh, ledger)
+        deferred = await asyncio.to_thread(self._deferred, fresh, ledger)
+        built = await asyncio.to_thread(self._publish, fresh, ledger, deferred)
+        self._digests = fresh.digests
         logs.configure(settings.log.level, settings.log.format)
         state.publication = built
         state.base_url = settings.server.base_url
@@ -499,7 +532,7 @@ class Daemon:
         state.last_reload_error = None
         self.metrics.reloaded(time.time(), success=True)
         log.info("reloaded", calendars=len(fresh.calendars), events=built.event_count)
-        await self.sender.call(self.reminders.replan(fresh, built, plan))
+        await self.sender.call(self.reminders.replan(fresh, built, plan, deferred=deferred))
         return fresh
 
 

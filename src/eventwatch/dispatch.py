@@ -17,7 +17,7 @@ from eventwatch import logs, messages, policy
 from eventwatch.errors import DeliveryError, MessageError, OperationError
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Callable, Collection, Mapping
     from datetime import datetime
 
     from eventwatch.delivery import Delivery
@@ -84,19 +84,23 @@ class Dispatcher:
     catch_up: timedelta
     plan: Mapping[str, Reminder]
     attachment: Callable[[Event], bytes]
+    deferred: frozenset[str] = frozenset()
+    """Calendars another instance holds a newer file of: their rows are left to it."""
     prepared: dict[str, messages.Outgoing] = field(default_factory=dict)
     """Messages built ahead of their due instant, dated then; touched only on the loop."""
     halted: bool = False
     """Set at shutdown: claim nothing more and start no new send."""
 
     @classmethod
-    def of(
+    def of(  # noqa: PLR0913 - the parts a dispatcher is made of
         cls,
         settings: Settings,
         ledger: Ledger,
         delivery: Delivery,
         plan: Mapping[str, Reminder],
         attachment: Callable[[Event], bytes],
+        *,
+        deferred: Collection[str] = (),
     ) -> Dispatcher:
         """The dispatcher the settings call for: the daemon's and ``simulate``'s alike."""
         return cls(
@@ -106,6 +110,7 @@ class Dispatcher:
             catch_up=settings.reminders.catch_up,
             plan=plan,
             attachment=attachment,
+            deferred=frozenset(deferred),
         )
 
     def halt(self) -> None:
@@ -188,7 +193,7 @@ class Dispatcher:
             return []
         started = time.monotonic()
         limit = CLAIM_SHARED if self.ledger.shared else CLAIM_AT_MOST
-        claim = await asyncio.to_thread(self.ledger.claim_due, now, limit)
+        claim = await asyncio.to_thread(self.ledger.claim_due, now, limit, self.deferred)
         if not claim.rows:
             return []
         keeping = asyncio.create_task(self._keep_leases())

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from eventwatch import calendars, settings
 from eventwatch.errors import CalendarError, InvalidInputError, Problem, SettingsError
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
     from pathlib import Path
 
     from eventwatch.models import Calendar
@@ -22,6 +23,8 @@ class Inputs:
     settings: settings.Settings
     calendars: tuple[Calendar, ...]
     config_file: Path
+    digests: Mapping[str, str] = field(default_factory=dict)
+    """The SHA-256 of each calendar's file, by calendar id."""
 
 
 def load(config: Path | None = None, overrides: list[str] | None = None) -> Inputs:
@@ -42,9 +45,9 @@ def load(config: Path | None = None, overrides: list[str] | None = None) -> Inpu
     if folder is None:
         raise InvalidInputError(found)
     try:
-        read = calendars.load(folder)
+        read, digests = calendars.read(folder)
     except CalendarError as exc:
         found.extend(exc.problems)
     if found or loaded is None:
         raise InvalidInputError(found)
-    return Inputs(loaded, read, config_file)
+    return Inputs(loaded, read, config_file, digests)

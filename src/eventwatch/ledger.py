@@ -20,11 +20,12 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
 from eventwatch.errors import OperationError, StateError
+from eventwatch.models import uid_prefix
 from eventwatch.policy import Changes, Kind, Row, Standing, Status
 from eventwatch.revisions import Revision
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Iterator, Mapping
+    from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 
     from eventwatch.settings import DatabaseSettings
 
@@ -83,6 +84,19 @@ _reminders = _reminders_table("reminders", _metadata)
 
 _V4_COLUMNS = ("claimed_by", "lease_until")
 """The columns schema 4 added to the reminders table."""
+
+_versions = sa.Table(
+    "calendar_versions",
+    _metadata,
+    # Each calendar file's contents as instances have read them, and when first: during a
+    # rolling deploy an instance with an older file defers to those with the newer one.
+    sa.Column("calendar", sa.String(100), primary_key=True),
+    sa.Column("digest", sa.String(64), primary_key=True),
+    sa.Column("first_seen", sa.BigInteger, nullable=False),
+)
+
+ROLLING_DEPLOY = timedelta(minutes=10)
+"""How long an instance defers to a newer file another has: then its own counts as newest."""
 
 _attempts = sa.Table(
     "attempts",
@@ -179,6 +193,7 @@ _INSTANTS = (
     ("attempts", "number"),
     ("attempts", "claimed_at"),
     ("attempts", "settled_at"),
+    ("calendar_versions", "first_seen"),
     ("revisions", "modified"),
     ("revisions", "sequence"),
 )
@@ -237,6 +252,14 @@ def _kinds_apart(connection: sa.Connection) -> None:
 def _first_line(error: BaseException | None) -> str:
     """A driver's message on one line (libpq's add hints on lines of their own)."""
     return " ".join(str(error).split()) if error is not None else "unknown error"
+
+
+def _not_of(calendars: Collection[str]) -> list[sa.ColumnElement[bool]]:
+    """The condition that a reminder row is of none of ``calendars`` (none if there are none)."""
+    return [
+        sa.not_(_reminders.c.event_uid.startswith(uid_prefix(c), autoescape=True))
+        for c in sorted(calendars)
+    ]
 
 
 def _revision(found: sa.Row[Any]) -> Revision:
@@ -672,20 +695,75 @@ class Ledger:
             found = {status: int(n) for status, n in connection.execute(query)}
         return {status.value: found.get(status.value, 0) for status in Status} | found
 
-    def next_due(self) -> datetime | None:
+    def next_due(self, deferred: Collection[str] = ()) -> datetime | None:
         """The earliest instant a reminder wants attention, by the database's clock.
 
         A pending one at its due time or retry; a ``sending`` one when its lease runs out
-        (its instance may have died, and another takes it over then).
+        (its instance may have died, and another takes it over then). Rows of the calendars
+        in ``deferred`` are left out, as ``claim_due`` leaves them.
         """
         when = sa.func.coalesce(_reminders.c.next_attempt, _reminders.c.due)
-        pending = sa.select(sa.func.min(when)).where(_reminders.c.status == Status.PENDING.value)
+        pending = sa.select(sa.func.min(when)).where(
+            _reminders.c.status == Status.PENDING.value, *_not_of(deferred)
+        )
         leased = sa.select(sa.func.min(_reminders.c.lease_until)).where(
-            _reminders.c.status == Status.SENDING.value
+            _reminders.c.status == Status.SENDING.value, *_not_of(deferred)
         )
         with self._connect() as connection:
             found = [connection.execute(q).scalar() for q in (pending, leased)]
         return _instant(min((f for f in found if f is not None), default=None))
+
+    def deferred(
+        self,
+        digests: Mapping[str, str],
+        changed: Collection[str] = (),
+        now: datetime | None = None,
+    ) -> set[str]:
+        """The calendars whose file here is older than one another instance has read.
+
+        ``digests`` are this instance's files' by calendar id; ``changed`` the calendars
+        whose file it has just seen change, which makes theirs the newest whatever was
+        seen before (an edit, or a deliberate return to an earlier file). A file older than
+        the newest is deferred for ``ROLLING_DEPLOY`` after the newest was first seen (a
+        deploy under way); past that, it is taken as newest itself (the admin went back).
+        One instance on SQLite has no one to defer to: nothing is deferred.
+        """
+        if not self.shared or not digests:
+            return set()
+        rows = [{"calendar": c, "digest": d} for c, d in sorted(digests.items())]
+        insert = postgresql.insert(_versions)
+        with self._begin() as connection:
+            at = _stamp(self._now(connection, now))
+            fresh = [r | {"first_seen": at} for r in rows if r["calendar"] not in changed]
+            edited = [r | {"first_seen": at} for r in rows if r["calendar"] in changed]
+            if fresh:
+                connection.execute(insert.on_conflict_do_nothing(), fresh)
+            if edited:
+                connection.execute(
+                    insert.on_conflict_do_update(
+                        index_elements=[_versions.c.calendar, _versions.c.digest],
+                        set_={"first_seen": insert.excluded.first_seen},
+                    ),
+                    edited,
+                )
+            seen: dict[str, list[tuple[int, str]]] = {}
+            query = sa.select(_versions).where(_versions.c.calendar.in_(sorted(digests)))
+            for found in connection.execute(query):
+                seen.setdefault(found.calendar, []).append((found.first_seen, found.digest))
+            older: set[str] = set()
+            for calendar, digest in digests.items():
+                first_seen, newest = max(seen[calendar])
+                if newest == digest:
+                    continue
+                if at - first_seen < ROLLING_DEPLOY.total_seconds():
+                    older.add(calendar)
+                    continue
+                connection.execute(
+                    _versions.update()
+                    .where(_versions.c.calendar == calendar, _versions.c.digest == digest)
+                    .values(first_seen=at)
+                )
+        return older
 
     def upcoming(self, after: datetime, until: datetime, limit: int) -> list[Row]:
         """Up to ``limit`` pending first attempts due from ``after`` to ``until``, soonest first."""
@@ -703,13 +781,16 @@ class Ledger:
         with self._connect() as connection:
             return [_row(found) for found in connection.execute(query)]
 
-    def claim_due(self, now: datetime | None = None, limit: int = 1000) -> Claim:
+    def claim_due(
+        self, now: datetime | None = None, limit: int = 1000, deferred: Collection[str] = ()
+    ) -> Claim:
         """Mark up to ``limit`` reminders due as ``sending`` by this instance, and return them.
 
         Due means pending and due at ``now`` (by default the database's instant), or
         ``sending`` with its lease run out. One statement locks and updates the rows, and
         rows another instance has locked are skipped (``FOR UPDATE SKIP LOCKED``), so no two
         instances ever claim one row; each claim is recorded as an attempt of this instance.
+        Rows of the calendars in ``deferred`` are left to the instances with their newer file.
         """
         when = sa.func.coalesce(_reminders.c.next_attempt, _reminders.c.due)
         with self._begin() as connection:
@@ -724,7 +805,8 @@ class Ledger:
                             _reminders.c.status == Status.SENDING.value,
                             sa.func.coalesce(_reminders.c.lease_until, 0) < at,
                         ),
-                    )
+                    ),
+                    *_not_of(deferred),
                 )
                 .order_by(when, _reminders.c.key)
                 .limit(limit)

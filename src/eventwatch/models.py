@@ -461,7 +461,17 @@ def _implied_end(start: object) -> object:
 
 def event_uid(calendar: str, event_id: str) -> str:
     """The UID of event ``event_id`` of ``calendar``, whether or not it is at hand."""
-    return f"{calendar}/{event_id}@eventwatch"
+    return f"{uid_prefix(calendar)}{event_id}@eventwatch"
+
+
+def uid_prefix(calendar: str) -> str:
+    """What the UID of every event of ``calendar`` begins with (and nothing else's does)."""
+    return f"{calendar}/"
+
+
+def calendar_of(uid: str) -> str:
+    """The calendar id in an event UID, or in anything that begins with one (a ledger key)."""
+    return uid.partition("/")[0]
 
 
 class Event(Record):

@@ -17,11 +17,11 @@ from datetime import UTC, datetime, time, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, NamedTuple
 
-from eventwatch.models import Recipient, Timing, in_start_order
+from eventwatch.models import Recipient, Timing, calendar_of, in_start_order
 from eventwatch.models import Status as EventStatus
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Mapping
+    from collections.abc import Callable, Collection, Iterable, Mapping
 
     from eventwatch.models import Calendar, Event, Offset, ReminderPolicy
 
@@ -213,19 +213,28 @@ class Changes:
     """Cancelled reminders the plan has again (the event moved back), not yet due."""
 
 
-def reconcile(known: Mapping[str, Standing], planned: Iterable[Reminder], now: datetime) -> Changes:
+def reconcile(
+    known: Mapping[str, Standing],
+    planned: Iterable[Reminder],
+    now: datetime,
+    deferred: Collection[str] = (),
+) -> Changes:
     """The changes that make the ledger ``known`` follow ``planned`` at ``now``.
 
     Sent, failed and skipped rows are never touched, and a pending notice stays pending
-    whatever the plan says: it announces a change that happened.
+    whatever the plan says: it announces a change that happened. Nothing of a calendar in
+    ``deferred`` is touched either: another instance holds a newer file of it.
     """
-    wanted = {r.key: r for r in planned}
+    wanted = {r.key: r for r in planned if r.event.calendar not in deferred}
     return Changes(
         fresh=tuple(r for key, r in wanted.items() if key not in known),
         cancel=tuple(
             key
             for key, row in known.items()
-            if row.status is Status.PENDING and row.kind is Kind.REMINDER and key not in wanted
+            if row.status is Status.PENDING
+            and row.kind is Kind.REMINDER
+            and key not in wanted
+            and calendar_of(key) not in deferred
         ),
         revive=tuple(
             key
@@ -235,10 +244,12 @@ def reconcile(known: Mapping[str, Standing], planned: Iterable[Reminder], now: d
     )
 
 
-def follow(planned: Iterable[Reminder]) -> Callable[[Mapping[str, Standing], datetime], Changes]:
+def follow(
+    planned: Iterable[Reminder], deferred: Collection[str] = ()
+) -> Callable[[Mapping[str, Standing], datetime], Changes]:
     """``reconcile`` with the plan given: what the ledger runs on what it holds, at its now."""
-    kept = list(planned)
-    return lambda known, now: reconcile(known, kept, now)
+    kept, held = list(planned), frozenset(deferred)
+    return lambda known, now: reconcile(known, kept, now, held)
 
 
 # When a reminder's turn comes

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import TYPE_CHECKING, Protocol
 
@@ -12,7 +12,7 @@ from eventwatch.models import Status, Timing, in_start_order
 from eventwatch.revisions import Revision, revise
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping, Sequence
+    from collections.abc import Collection, Iterable, Mapping, Sequence
     from datetime import datetime
 
     from eventwatch.models import Calendar, Event, ReminderPolicy
@@ -152,25 +152,40 @@ def _all_header(calendars: Sequence[Calendar], refresh: timedelta) -> feeds.Head
     return feeds.Header("All calendars", f"Every event of: {names}", refresh)
 
 
-def build(
+def build(  # noqa: PLR0913 - what a publication is made of, and what it may not change
     calendars: tuple[Calendar, ...],
     options: Options,
     store: RevisionStore,
     renderer: feeds.Renderer,
     now: datetime,
+    *,
+    deferred: Collection[str] = (),
 ) -> Publication:
-    """Revise every event against the store, save what changed, and render every feed."""
+    """Revise every event against the store, save what changed, and render every feed.
+
+    Events of a calendar in ``deferred`` (another instance holds a newer file of it) are
+    served with their stored revision, if any, and change nothing in the store.
+    """
     previous = store.revisions()
     policies = {c.id: c.reminders for c in calendars}
     revised = [(e, revise(e, previous.get(e.uid), now)) for e in in_start_order(calendars)]
     # Stored before anything is served, so that no client sees a revision a restart would undo;
     # served as stored, so that instances sharing the store serve the same bytes.
-    stored = store.save_revisions(r for e, r in revised if r is not previous.get(e.uid))
+    stored = store.save_revisions(
+        r for e, r in revised if r is not previous.get(e.uid) and e.calendar not in deferred
+    )
     entries: list[feeds.Entry] = []
     bumped: list[str] = []
     for event, made in revised:
         before = previous.get(event.uid)
-        revision = stored.get(event.uid, made)
+        if event.calendar in deferred:
+            # The stored SEQUENCE and LAST-MODIFIED, with this file's own fingerprints: the
+            # renderer's cache keys on them, and must not keep these bytes for the newer file.
+            revision = (
+                made if before is None else replace(before, major=made.major, content=made.content)
+            )
+        else:
+            revision = stored.get(event.uid, made)
         if before is not None and revision.sequence > before.sequence:
             bumped.append(event.uid)
         alarms = (

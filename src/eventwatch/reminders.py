@@ -19,7 +19,7 @@ from eventwatch.errors import OperationError, StateError
 from eventwatch.scheduling import Waker
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Callable, Collection, Sequence
 
     from eventwatch.dispatch import Outcome
     from eventwatch.inputs import Inputs
@@ -129,7 +129,14 @@ class Reminders:
         assert self._built is not None  # noqa: S101 - set by replan before anything is sent
         return self._built.attachment(event.uid)
 
-    async def start(self, loaded: Inputs, built: Served, *, send_now: bool = True) -> None:
+    async def start(
+        self,
+        loaded: Inputs,
+        built: Served,
+        *,
+        send_now: bool = True,
+        deferred: Collection[str] = (),
+    ) -> None:
         """Send again what a crash left in flight, take the plan, and wake when due.
 
         With ``send_now`` false, what is due already (a catch-up after downtime, perhaps
@@ -143,7 +150,7 @@ class Reminders:
         sweep = min(SWEEP, self.ledger.lease / 4)
         self.waker = Waker(self.wake, sweep, asyncio.get_running_loop())
         self.waker.start()
-        await self.replan(loaded, built, send=send_now)
+        await self.replan(loaded, built, send=send_now, deferred=deferred)
         if not send_now:
             self._first_wake = asyncio.create_task(self.wake())
 
@@ -154,11 +161,13 @@ class Reminders:
         plan: list[policy.Reminder] | None = None,
         *,
         send: bool = True,
+        deferred: Collection[str] = (),
     ) -> None:
         """Reconcile the ledger with the calendars' plan, then send what is due.
 
         ``plan`` is ``plan_of(loaded)`` if the caller has made it already; ``send`` false
-        leaves the sending to the next wake.
+        leaves the sending to the next wake. Calendars in ``deferred`` are left to the
+        instances that hold a newer file of them: neither reconciled nor sent from here.
         """
         settings = loaded.settings
         if plan is None:
@@ -167,7 +176,7 @@ class Reminders:
         # would skip, as no longer planned, a notice or reminder the new plan just added.
         async with self._busy:
             result = await asyncio.to_thread(
-                self.ledger.reconcile, policy.follow(plan), self._given()
+                self.ledger.reconcile, policy.follow(plan, deferred), self._given()
             )
             log.info(
                 "planned",
@@ -187,7 +196,12 @@ class Reminders:
                 await previous.close()
                 previous = None
             self.dispatcher = Dispatcher.of(
-                settings, self.ledger, previous or delivery_for(settings), planned, self._attachment
+                settings,
+                self.ledger,
+                previous or delivery_for(settings),
+                planned,
+                self._attachment,
+                deferred=deferred,
             )
         if send:
             await self.wake()
@@ -259,10 +273,16 @@ class Reminders:
         while True:
             outcomes = await dispatcher.run_due(self._given())
             self._count(outcomes)
-            upcoming = await asyncio.to_thread(self.ledger.next_due)
+            upcoming = await asyncio.to_thread(self.ledger.next_due, dispatcher.deferred)
             now = await asyncio.to_thread(self._now)
-            if not outcomes or upcoming is None or upcoming > now or dispatcher.halted:
-                return None if upcoming is None else upcoming - now
+            if upcoming is None:
+                return None
+            if not outcomes:
+                # Due but not claimed: another instance holds it for a moment. Look again
+                # soon rather than at once, which would spin until that instance commits.
+                return max(upcoming - now, RETRY_FIRST)
+            if upcoming > now or dispatcher.halted:
+                return upcoming - now
 
     def _given(self) -> datetime | None:
         """The test's or simulation's instant, if it gave a clock; else None: the ledger's."""
