@@ -347,9 +347,11 @@ class Ledger:
         backend = sa.make_url(url).get_backend_name()
         options: dict[str, Any] = {}
         if backend == "postgresql":
-            # A server that does not answer must not hang a start or a pass for minutes; a
-            # connection the server dropped (a restart) is found out and replaced on checkout.
-            options = {"connect_args": {"connect_timeout": 10}, "pool_pre_ping": True}
+            # A server that does not answer must not hang a start or a pass for minutes. No
+            # ping before each transaction (a round trip each): after a server restart the
+            # first statement fails, SQLAlchemy drops the pool's connections, and the next
+            # pass (a second later) connects afresh.
+            options = {"connect_args": {"connect_timeout": 10}}
         self._engine = sa.create_engine(url, **options)
         self.shared = self._engine.dialect.name == "postgresql"
         """Whether other instances may share the database (else a state lock excludes them)."""
@@ -911,8 +913,8 @@ class Ledger:
 
         The result is this instance's last claim's, whether or not the row is still its own.
         """
+        at = _stamp(datetime.now(UTC))  # a record of when, deciding nothing: no round trip
         with self._begin() as connection:
-            at = _stamp(self._now(connection, None))
             number = sa.select(sa.func.max(_attempts.c.number)).where(
                 _attempts.c.key == key, _attempts.c.instance == self.instance
             )
