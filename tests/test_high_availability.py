@@ -1,7 +1,8 @@
 """Several daemons on one PostgreSQL ledger: each reminder sent once, the same feeds everywhere.
 
 Real parts only: ``eventwatch run`` processes, a throw-away PostgreSQL server, an SMTP server
-on loopback. Exactly-once is counted at the SMTP server, by Message-ID.
+on loopback. Exactly-once is counted at the SMTP server, by Message-ID. The fault scenarios
+(a kill, skewed clocks, the database stopped) run with ``make test-reliability``.
 """
 
 from __future__ import annotations
@@ -107,6 +108,7 @@ def test_two_daemons_send_each_of_400_reminders_once(
     assert set(_statuses(postgres_database).values()) == {Status.SENT}
 
 
+@pytest.mark.reliability
 def test_a_killed_daemons_reminders_are_taken_over_once_its_lease_ends(
     tmp_path: Path, postgres_database: str, smtp: tuple[Server, Recorder]
 ) -> None:
@@ -128,10 +130,10 @@ def test_a_killed_daemons_reminders_are_taken_over_once_its_lease_ends(
         killed.process.wait()
         at_kill = len(recorder.received)
         wait_for(lambda: len(_ids(recorder)) >= 800, timeout=90)
-        time.sleep(3)  # a lease and a poll: what would still come
+        time.sleep(2)  # what would still come
         settled = len(recorder.received)
         again = Running(roots[0], log=roots[0] / "again.log")
-        time.sleep(4)  # more than a poll (lease / 4) after it is ready
+        time.sleep(3)  # two polls (lease / 4) after it is ready
         after_restart = len(recorder.received)
         again.stop()
     finally:
@@ -164,11 +166,12 @@ def test_a_killed_daemons_reminders_are_taken_over_once_its_lease_ends(
     assert "reminder sent" not in (roots[0] / "again.log").read_text()
 
 
-@pytest.mark.skipif(not LIBFAKETIME, reason="install Debian's faketime package (.ci/run does)")
+@pytest.mark.reliability
 def test_daemons_with_skewed_clocks_send_on_the_databases_time(
     tmp_path: Path, postgres_database: str, smtp: tuple[Server, Recorder]
 ) -> None:
     """A daemon ten minutes ahead sends nothing early; one ten minutes behind, nothing late."""
+    assert LIBFAKETIME, "install Debian's faketime package (.ci/run does)"
     server, recorder = smtp
     roots = [_site(tmp_path / name, server.port, postgres_database, "PT8S") for name in "ab"]
     due = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=10)
@@ -224,6 +227,7 @@ def test_two_daemons_serve_the_same_bytes_before_and_after_an_edit(
     assert first[0].headers["ETag"] != second[0].headers["ETag"]
 
 
+@pytest.mark.reliability
 def test_a_database_stopped_across_a_due_instant_delays_but_loses_nothing(
     tmp_path: Path, postgres_server: PostgresServer, smtp: tuple[Server, Recorder]
 ) -> None:
