@@ -313,3 +313,38 @@ def test_an_instance_restarted_with_the_older_file_amid_a_rolling_deploy_defers(
     log = (roots[1] / "restarted.log").read_text()
     assert "another instance has a newer file" in log
     assert "every calendar file is the newest" in log
+
+
+def test_an_instance_that_has_not_read_a_newer_file_leaves_its_reminders_to_others(
+    tmp_path: Path, postgres_database: str, smtp: tuple[Server, Recorder]
+) -> None:
+    """A running daemon whose copy of a file is older never skips what only the newer plans.
+
+    The event moves on one daemon, which then stops; the other, still on the old file, finds
+    the moved event's reminders due and gives them back; the first, started again, sends them.
+    """
+    server, recorder = smtp
+    roots = [_site(tmp_path / name, server.port, postgres_database, "PT8S") for name in "ab"]
+    far = datetime.now(UTC).replace(microsecond=0) + timedelta(days=30)
+    recipients = [f"r{n}@example.org" for n in range(5)]
+    for root in roots:
+        write_calendar(root, numbered([far]), recipients)
+    first, second = (Running(root, log=root / "daemon.log") for root in roots)
+    try:
+        soon = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=4)
+        write_calendar(roots[0], numbered([soon]), recipients)  # moved, on the first only
+        wait_for(lambda: sorted(_statuses(postgres_database).values()).count("cancelled") == 5)
+        first.stop()
+        log = roots[1] / "daemon.log"
+        wait_for(lambda: "left to an instance with a newer file" in log.read_text(), timeout=20)
+        while_alone = len(recorder.received)
+        first = Running(roots[0], log=roots[0] / "again.log")
+        wait_for(lambda: len(recorder.received) >= 5, timeout=20)
+        time.sleep(1)
+    finally:
+        first.stop()
+        second.stop()
+    assert while_alone == 0
+    ids = _ids(recorder)
+    assert (len(ids), set(ids.values())) == (5, {1})
+    assert sorted(_statuses(postgres_database).values()) == ["cancelled"] * 5 + ["sent"] * 5

@@ -574,7 +574,8 @@ class TestDeferring:
         first = Ledger(postgres_database, instance="a")
         other = Ledger(postgres_database, instance="b")
         assert first.deferred({"cal": self.V1, "x": self.V1}, now=EARLY) == set()
-        assert other.deferred({"cal": self.V2}, {"cal"}, EARLY + timedelta(minutes=1)) == set()
+        edited = {"cal": self.V2, "x": self.V1}
+        assert other.deferred(edited, {"cal"}, EARLY + timedelta(minutes=1)) == set()
         later = EARLY + timedelta(minutes=1) + ledger_module.ROLLING_DEPLOY - timedelta(seconds=1)
         assert first.deferred({"cal": self.V1, "x": self.V1}, now=later) == {"cal"}
         assert first.deferred({"cal": self.V2, "x": self.V1}, {"cal"}, later) == set()
@@ -608,6 +609,52 @@ class TestDeferring:
         ledger = Ledger.in_folder(tmp_path)
         ledger.deferred({"cal": self.V1}, {"cal"}, EARLY)
         assert ledger.deferred({"cal": self.V2}, now=EARLY + timedelta(minutes=1)) == set()
+        ledger.close()
+
+    def test_a_calendar_another_instance_has_and_this_one_lacks_is_deferred(
+        self, postgres_database: str
+    ) -> None:
+        """A calendar new on another instance is not this one's to cancel, for a deploy's time."""
+        first = Ledger(postgres_database, instance="a")
+        other = Ledger(postgres_database, instance="b")
+        assert other.deferred({"cal": self.V1, "new": self.V2}, now=EARLY) == set()
+        assert first.deferred({"cal": self.V1}, now=EARLY) == {"new"}
+        past = EARLY + ledger_module.ROLLING_DEPLOY
+        assert first.deferred({"cal": self.V1}, now=past) == set()
+        first.close()
+        other.close()
+
+    def test_a_calendar_seen_removed_is_nobodys_to_defer_to(self, postgres_database: str) -> None:
+        """Once an instance saw a file go, one that lacks it too decides its rows again."""
+        first = Ledger(postgres_database, instance="a")
+        other = Ledger(postgres_database, instance="b")
+        other.deferred({"cal": self.V1, "gone": self.V2}, now=EARLY)
+        other.deferred({"cal": self.V1}, {"gone"}, EARLY + timedelta(seconds=1))
+        assert first.deferred({"cal": self.V1}, now=EARLY + timedelta(seconds=2)) == set()
+        assert first.current("gone", None)
+        first.close()
+        other.close()
+
+    def test_only_the_newest_file_decides_a_calendars_rows(self, postgres_database: str) -> None:
+        """``current``: the newest file's plan decides; an older one or none does not."""
+        ledger = Ledger(postgres_database)
+        assert ledger.current("cal", self.V1)  # nobody has read any file of it yet
+        ledger.deferred({"cal": self.V1}, now=EARLY)
+        ledger.deferred({"cal": self.V2}, {"cal"}, EARLY + timedelta(seconds=1))
+        assert ledger.current("cal", self.V2)
+        assert not ledger.current("cal", self.V1)
+        assert not ledger.current("cal", None)
+        ledger.close()
+
+    def test_a_released_row_is_due_again_its_attempt_not_counted(self, url: str) -> None:
+        """Given back, a row is pending and due at once, as if never claimed; recorded so."""
+        _seed(url, _crowd(1))
+        ledger = Ledger(url, instance="a")
+        (row,) = ledger.claim_due(DUE).rows
+        assert ledger.release(row.key)
+        (again,) = ledger.claim_due(DUE).rows
+        assert (again.key, again.attempts) == (row.key, 1)
+        assert [a.result for a in ledger.attempts(row.key)] == ["released", None]
         ledger.close()
 
     def test_rows_of_a_deferred_calendar_are_neither_claimed_nor_due(self, url: str) -> None:

@@ -272,6 +272,11 @@ class TestOnClaim:
         now = row.due + policy.LATE_AFTER
         assert policy.on_claim(row, summit_reminder(), now, CATCH_UP) == Send(late=False)
 
+    def test_a_row_an_older_plan_lacks_is_released(self) -> None:
+        """A row not planned here, from an older file than another instance's, is given back."""
+        row = claimed(due=DUE)
+        assert policy.on_claim(row, None, DUE, CATCH_UP, current=False) == policy.Release()
+
     def test_a_row_the_plan_dropped_is_skipped(self) -> None:
         """A claimed row with no planned reminder is skipped as no longer planned."""
         assert policy.on_claim(claimed(), None, utc(2026, 7, 6, 8), CATCH_UP) == Skip(

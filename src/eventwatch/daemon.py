@@ -307,9 +307,11 @@ class Daemon:
     def _deferred(self, loaded: inputs.Inputs, ledger: Ledger) -> set[str]:
         """The calendars another instance has a newer file of; logged when that changes.
 
-        A calendar counts as changed here when its file differs from the one last applied.
+        A calendar counts as changed here when its file differs from the one last applied,
+        or is gone.
         """
         changed = {c for c, d in loaded.digests.items() if self._digests.get(c, d) != d}
+        changed |= set(self._digests) - set(loaded.digests)
         found = ledger.deferred(loaded.digests, changed)
         if found != self._deferring:
             if found:

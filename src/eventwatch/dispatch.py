@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from eventwatch import logs, messages, policy
 from eventwatch.errors import DeliveryError, MessageError, OperationError
+from eventwatch.models import calendar_of
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Collection, Mapping
@@ -51,7 +52,7 @@ class Outcome:
 
     at: datetime
     row: Row
-    result: str  # sent, retry, failed, skipped
+    result: str  # sent, retry, failed, skipped, released
     detail: str
     attempted: bool = False
     """Whether the message was handed to the delivery (not settled before sending)."""
@@ -64,7 +65,7 @@ class Outcome:
 def _report(outcome: Outcome) -> None:
     """One log line for what became of one reminder."""
     row = outcome.row
-    report = log.info if outcome.result == "sent" else log.warning
+    report = log.info if outcome.result in {"sent", "released"} else log.warning
     report(
         f"reminder {outcome.result}",
         key=row.key,
@@ -86,6 +87,8 @@ class Dispatcher:
     attachment: Callable[[Event], bytes]
     deferred: frozenset[str] = frozenset()
     """Calendars another instance holds a newer file of: their rows are left to it."""
+    digests: Mapping[str, str] = field(default_factory=dict)
+    """The SHA-256 of each calendar's file the plan was made from, by calendar id."""
     prepared: dict[str, messages.Outgoing] = field(default_factory=dict)
     """Messages built ahead of their due instant, dated then; touched only on the loop."""
     halted: bool = False
@@ -101,6 +104,7 @@ class Dispatcher:
         attachment: Callable[[Event], bytes],
         *,
         deferred: Collection[str] = (),
+        digests: Mapping[str, str] | None = None,
     ) -> Dispatcher:
         """The dispatcher the settings call for: the daemon's and ``simulate``'s alike."""
         return cls(
@@ -111,6 +115,7 @@ class Dispatcher:
             plan=plan,
             attachment=attachment,
             deferred=frozenset(deferred),
+            digests=digests or {},
         )
 
     def halt(self) -> None:
@@ -279,7 +284,8 @@ class Dispatcher:
         prepared: list[Outcome | tuple[Row, messages.Outgoing]] = []
         for row in rows:
             reminder = self.plan.get(row.key)
-            decision = policy.on_claim(row, reminder, now, self.catch_up)
+            current = reminder is not None or self._current(row)
+            decision = policy.on_claim(row, reminder, now, self.catch_up, current=current)
             if not isinstance(decision, policy.Send):
                 prepared.append(self._settle(row, decision, now))
                 continue
@@ -293,15 +299,32 @@ class Dispatcher:
                 prepared.append(self._settle(row, policy.cannot_make(str(exc)), now, "message"))
         return prepared
 
+    def _current(self, row: Row) -> bool:
+        """Whether this plan decides about ``row``: made from the newest file of its calendar.
+
+        Not, once a calendar is found out of date here: its rows are then claimed no more.
+        """
+        calendar = calendar_of(row.event_uid)
+        if calendar in self.deferred:
+            return False
+        if self.ledger.current(calendar, self.digests.get(calendar)):
+            return True
+        self.deferred |= {calendar}
+        return False
+
     def _settle(
         self,
         row: Row,
-        decision: policy.Skip | policy.Fail | policy.Retry,
+        decision: policy.Skip | policy.Fail | policy.Retry | policy.Release,
         now: datetime,
         reason: str = "",
     ) -> Outcome:
         """Record a decision not to send ``row`` (now, or ever) and say what became of it."""
         match decision:
+            case policy.Release():
+                self.ledger.release(row.key)
+                why = "left to an instance with a newer file of its calendar"
+                return Outcome(now, row, "released", why, reason=reason)
             case policy.Skip(why):
                 self.ledger.mark_skipped(row.key, why)
                 return Outcome(now, row, "skipped", why, reason=reason)

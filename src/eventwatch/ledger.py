@@ -95,6 +95,9 @@ _versions = sa.Table(
     sa.Column("first_seen", sa.BigInteger, nullable=False),
 )
 
+_REMOVED = ""
+"""The digest recorded for a calendar whose file an instance saw removed."""
+
 ROLLING_DEPLOY = timedelta(minutes=10)
 """How long an instance defers to a newer file another has: then its own counts as newest."""
 
@@ -724,15 +727,17 @@ class Ledger:
         """The calendars whose file here is older than one another instance has read.
 
         ``digests`` are this instance's files' by calendar id; ``changed`` the calendars
-        whose file it has just seen change, which makes theirs the newest whatever was
-        seen before (an edit, or a deliberate return to an earlier file). A file older than
-        the newest is deferred for ``ROLLING_DEPLOY`` after the newest was first seen (a
-        deploy under way); past that, it is taken as newest itself (the admin went back).
-        One instance on SQLite has no one to defer to: nothing is deferred.
+        whose file it has just seen change or go, which makes that the newest whatever was
+        seen before (an edit, a removal, or a deliberate return to an earlier file). A file
+        older than the newest, or missing here while another instance has one, is deferred
+        for ``ROLLING_DEPLOY`` after the newest was first seen (a deploy under way); past
+        that, a file here is taken as newest itself (the admin went back). One instance on
+        SQLite has no one to defer to: nothing is deferred.
         """
-        if not self.shared or not digests:
+        if not self.shared:
             return set()
-        rows = [{"calendar": c, "digest": d} for c, d in sorted(digests.items())]
+        removed = {c: _REMOVED for c in changed if c not in digests}
+        rows = [{"calendar": c, "digest": d} for c, d in sorted({**digests, **removed}.items())]
         insert = postgresql.insert(_versions)
         with self._begin() as connection:
             at = _stamp(self._now(connection, now))
@@ -749,10 +754,18 @@ class Ledger:
                     edited,
                 )
             seen: dict[str, list[tuple[int, str]]] = {}
-            query = sa.select(_versions).where(_versions.c.calendar.in_(sorted(digests)))
-            for found in connection.execute(query):
+            for found in connection.execute(sa.select(_versions)):
                 seen.setdefault(found.calendar, []).append((found.first_seen, found.digest))
-            older: set[str] = set()
+            older = {
+                # A calendar another instance has a file of and this one has not: new, most
+                # likely, its file on its way here. Its rows are not this instance's to cancel.
+                calendar
+                for calendar, versions in seen.items()
+                if calendar not in digests
+                and calendar not in changed
+                and max(versions)[1] != _REMOVED
+                and at - max(versions)[0] < ROLLING_DEPLOY.total_seconds()
+            }
             for calendar, digest in digests.items():
                 first_seen, newest = max(seen[calendar])
                 if newest == digest:
@@ -766,6 +779,25 @@ class Ledger:
                     .values(first_seen=at)
                 )
         return older
+
+    def current(self, calendar: str, digest: str | None) -> bool:
+        """Whether a plan made from this file of ``calendar`` decides what its rows are.
+
+        ``digest`` is the SHA-256 of this instance's file, None if it has none. True if no
+        instance has read a newer file (nor, for None, any file that was not then removed).
+        One instance on SQLite is always current.
+        """
+        if not self.shared:
+            return True
+        query = (
+            sa.select(_versions.c.digest)
+            .where(_versions.c.calendar == calendar)
+            .order_by(_versions.c.first_seen.desc(), _versions.c.digest.desc())
+            .limit(1)
+        )
+        with self._connect() as connection:
+            newest: str | None = connection.execute(query).scalar()
+        return newest in (None, _REMOVED if digest is None else digest)
 
     def upcoming(self, after: datetime, until: datetime, limit: int) -> list[Row]:
         """Up to ``limit`` pending first attempts due from ``after`` to ``until``, soonest first."""
@@ -830,20 +862,16 @@ class Ledger:
             )
             found = connection.execute(claim).all()
             if found:
-                connection.execute(
-                    # A number met before (a ledger restored from an older backup) keeps
-                    # its first record rather than failing every claim of the row.
-                    self._insert()(_attempts).on_conflict_do_nothing(),
-                    [
-                        {
-                            "key": r.key,
-                            "number": r.attempts,
-                            "instance": self.instance,
-                            "claimed_at": at,
-                        }
-                        for r in found
-                    ],
+                # Numbered by claim, not by the row's tries: a released claim counts here.
+                claimed: sa.BindParameter[str] = sa.bindparam("claimed_key")
+                number = sa.select(sa.func.coalesce(sa.func.max(_attempts.c.number), 0) + 1)
+                record = _attempts.insert().values(
+                    key=claimed,
+                    number=number.where(_attempts.c.key == claimed).scalar_subquery(),
+                    instance=self.instance,
+                    claimed_at=at,
                 )
+                connection.execute(record, [{"claimed_key": r.key} for r in found])
         rows = sorted(map(_row, found), key=lambda r: (r.next_attempt or r.due, r.key))
         return Claim(claimed_at, rows)
 
@@ -880,6 +908,11 @@ class Ledger:
                 .values(status=Status.PENDING.value, lease_until=None),
             )
         return int(result.rowcount)
+
+    def release(self, key: str) -> bool:
+        """Give a claimed row back, pending and due, its attempt not counted (see ``Release``)."""
+        return self._settle(key, "released", self._mine, status=Status.PENDING.value,
+                            attempts=_reminders.c.attempts - 1)  # fmt: skip
 
     def mark_sent(self, key: str, message_id: str, at: datetime) -> bool:
         """Record that the server accepted the message; committed at once.

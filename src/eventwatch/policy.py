@@ -286,19 +286,31 @@ class Retry:
     detail: str
 
 
+@dataclass(frozen=True, slots=True)
+class Release:
+    """Give it back, unsent and not counted as tried: an instance with a newer file sends it."""
+
+
 def on_claim(
-    row: Row, reminder: Reminder | None, now: datetime, catch_up: timedelta
-) -> Send | Skip | Fail:
+    row: Row,
+    reminder: Reminder | None,
+    now: datetime,
+    catch_up: timedelta,
+    *,
+    current: bool = True,
+) -> Send | Skip | Fail | Release:
     """What to do with a claimed row at ``now``: send it, or settle it without sending.
 
-    A row the plan dropped meanwhile is skipped. Nothing is sent once its event has begun (a
-    retry then fails, with its last error). A first attempt of a reminder due longer ago than
-    ``catch_up`` (missed while eventwatch was down) is skipped; a retry is never too late,
-    and a notice is worth sending until the event begins. A reminder sent more than
-    ``LATE_AFTER`` after its due instant says it is late.
+    A row the plan dropped meanwhile is skipped, if this plan comes from the newest file of
+    its calendar (``current``); if not (another instance has a newer file, or one this
+    instance lacks), the row is released to the instances that plan it. Nothing is sent once
+    its event has begun (a retry then fails, with its last error). A first attempt of a
+    reminder due longer ago than ``catch_up`` (missed while eventwatch was down) is skipped;
+    a retry is never too late, and a notice is worth sending until the event begins. A
+    reminder sent more than ``LATE_AFTER`` after its due instant says it is late.
     """
     if reminder is None:
-        return Skip("no longer planned")
+        return Skip("no longer planned") if current else Release()
     if reminder.starts <= now:
         why = "the event had begun"
         if row.attempts > 1:

@@ -202,6 +202,7 @@ class Reminders:
                 planned,
                 self._attachment,
                 deferred=deferred,
+                digests=loaded.digests,
             )
         if send:
             await self.wake()
