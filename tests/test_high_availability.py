@@ -264,6 +264,8 @@ def test_a_database_stopped_across_a_due_instant_delays_but_loses_nothing(
     for log in logs:
         assert log.count("sending failed") == 1, log
         assert log.count("sending works again") == 1, log
+        assert log.count("ledger does not answer") == 1, log  # not once a round (0.2 s)
+        assert log.count("ledger answers again") == 1, log
 
 
 def _sequence(database: str, uid: str) -> int:

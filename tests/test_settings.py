@@ -792,6 +792,21 @@ class TestDatabase:
         assert loaded.password is not None
         assert loaded.password.get_secret_value() == self.SECRET
 
+    def test_the_credential_without_a_url_is_refused(
+        self, site: Site, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    ) -> None:
+        """The database-password credential with no url means a url forgotten, as above."""
+        (tmp_path / "creds").mkdir()
+        (tmp_path / "creds" / "database-password").write_text(self.SECRET)
+        monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(tmp_path / "creds"))
+        site.write_config("")
+        (problem,) = problems_of(site.config)
+        assert problem.endswith(
+            "database.url: is not set, but $CREDENTIALS_DIRECTORY/database-password is: "
+            "set url to the PostgreSQL server"
+        )
+        assert self.SECRET not in problem
+
     @pytest.mark.parametrize("key", ["password", "password_file"])
     def test_a_password_without_a_url_is_refused(self, site: Site, key: str) -> None:
         """A password with no url means a url forgotten: every instance would send alone."""

@@ -23,6 +23,7 @@ from aiosmtpd.smtp import MISSING
 from eventwatch import messages, policy
 from eventwatch.delivery import SmtpDelivery
 from eventwatch.dispatch import Dispatcher, Outcome
+from eventwatch.errors import OperationError
 from eventwatch.ledger import Ledger
 from eventwatch.policy import LATE_AFTER, Row, Status
 from eventwatch.settings import SmtpSettings
@@ -392,3 +393,28 @@ def _metrics(running: Running) -> str:
         return running.get("/metrics").text
     except httpx.HTTPError:
         return ""
+
+
+def test_no_send_starts_once_the_leases_may_have_run_out(
+    stack: Callable[..., Stack], plain: Server, recorder: Tracing
+) -> None:
+    """With renewals failing, a pass stops starting sends a quarter lease before it ends.
+
+    What is left stays ``sending``, for another instance to take over once the lease is out,
+    rather than being sent here as well.
+    """
+    recorder.delay = 0.3
+    made = stack(plain.port, recipients=12, max_connections=1)
+    made.ledger.lease = timedelta(seconds=2)
+
+    def unreachable() -> int:
+        raise OperationError("the database does not answer")
+
+    made.ledger.extend_leases = unreachable  # type: ignore[method-assign]
+    outcomes = made.at(DUE)
+    statuses = sorted(row.status.value for row in made.ledger.rows().values())
+    sent = statuses.count("sent")
+    assert 1 <= sent <= 6  # about 1.5 s of sends at 0.3 s each
+    assert [o.result for o in outcomes] == ["sent"] * sent
+    assert statuses == ["sending"] * (12 - sent) + ["sent"] * sent
+    assert len(recorder.received) == sent

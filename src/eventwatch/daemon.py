@@ -242,6 +242,7 @@ class Daemon:
         self._digests: Mapping[str, str] = {}
         """The calendar files last applied, by calendar id (their SHA-256)."""
         self._deferring: set[str] = set()
+        self._ledger_silent = False
 
     def _load(self) -> inputs.Inputs:
         return inputs.load(self.config, self.overrides)
@@ -398,8 +399,14 @@ class Daemon:
         try:
             health = await asyncio.to_thread(self.reminders.health)
         except OperationError as exc:
-            log.warning("ledger does not answer", error=str(exc))
+            if not self._ledger_silent:  # one line when it stops answering, not every round
+                log.warning("ledger does not answer", error=str(exc))
+            self._ledger_silent = True
             health = None
+        else:
+            if self._ledger_silent:
+                log.info("ledger answers again")
+            self._ledger_silent = False
         return status_line(state.publication, health, state.last_reload_error)
 
     async def _watchdog(self, interval: timedelta) -> None:
@@ -583,7 +590,8 @@ def export(loaded: inputs.Inputs, out: Path) -> list[Path]:
     try:
         renderer = feeds.Renderer()
         warm(renderer, settings.state_dir)
-        built = publish(loaded, ledger, renderer)
+        # On a shared ledger, a file older than an instance's changes nothing there either.
+        built = publish(loaded, ledger, renderer, ledger.deferred(loaded.digests))
         return static.export(built, out, settings.server.base_url, now())
     finally:
         ledger.close()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import time
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
@@ -93,6 +94,8 @@ class Dispatcher:
     """Messages built ahead of their due instant, dated then; touched only on the loop."""
     halted: bool = False
     """Set at shutdown: claim nothing more and start no new send."""
+    held_until: float = field(default=math.inf, repr=False)
+    """The monotonic instant this pass's leases surely last until, as last claimed or renewed."""
 
     @classmethod
     def of(  # noqa: PLR0913 - the parts a dispatcher is made of
@@ -201,6 +204,7 @@ class Dispatcher:
         claim = await asyncio.to_thread(self.ledger.claim_due, now, limit, self.deferred)
         if not claim.rows:
             return []
+        self.held_until = started + self.ledger.lease.total_seconds()
         keeping = asyncio.create_task(self._keep_leases())
         try:
             return await self._settle_all(claim.rows, claim.now, started)
@@ -215,13 +219,24 @@ class Dispatcher:
         A renewal that fails is logged and tried again; the sends go on (if the database
         stays away past the lease, another instance may send a row again, same Message-ID).
         """
-        every = self.ledger.lease.total_seconds() / 2
+        lease = self.ledger.lease.total_seconds()
         while True:
-            await asyncio.sleep(every)
+            await asyncio.sleep(lease / 2)
+            asked = time.monotonic()
             try:
                 await asyncio.to_thread(self.ledger.extend_leases)
             except OperationError as exc:
                 log.warning("leases not renewed", error=str(exc))
+            else:
+                self.held_until = asked + lease
+
+    def _holding(self) -> bool:
+        """Whether this pass's leases last long enough to start a send (a quarter lease more).
+
+        Once they may have run out (renewals failing, the host paused), another instance
+        may be sending the same rows: starting more sends would repeat them.
+        """
+        return time.monotonic() < self.held_until - self.ledger.lease.total_seconds() / 4
 
     async def _settle_all(self, rows: list[Row], now: datetime, started: float) -> list[Outcome]:
         """Build, send and record ``rows``, claimed at ``now``; what became of each."""
@@ -234,10 +249,12 @@ class Dispatcher:
             for _ in range(workers):
                 await queue.put(None)
 
+        lost: list[Row] = []
+
         async def send() -> None:
             while (item := await queue.get()) is not None:
                 if not self.halted:  # once halted, what is queued stays claimed, then requeued
-                    outcomes.append(await self._deliver(*item, now, started))
+                    await self._send_held(item, outcomes, lost, now, started)
 
         try:
             # A task group, not gather: when one part fails (the ledger gone amid a pass), the
@@ -249,7 +266,23 @@ class Dispatcher:
             raise failed.exceptions[0] from None
         for outcome in outcomes:
             _report(outcome)
+        if lost:
+            log.warning("leases may have run out: not sent here", count=len(lost))
         return outcomes
+
+    async def _send_held(
+        self,
+        item: tuple[Row, messages.Outgoing],
+        outcomes: list[Outcome],
+        lost: list[Row],
+        now: datetime,
+        started: float,
+    ) -> None:
+        """Send ``item`` if the leases still hold; else leave it ``sending`` for a takeover."""
+        if self._holding():
+            outcomes.append(await self._deliver(*item, now, started))
+        else:
+            lost.append(item[0])
 
     async def _build_into(
         self,

@@ -117,6 +117,21 @@ _attempts = sa.Table(
 DEFAULT_LEASE = timedelta(minutes=2)
 """How long a claim holds a reminder unless extended: ``[database] claim_lease``."""
 
+_POSTGRES_CONNECTION: dict[str, Any] = {
+    "connect_timeout": 10,
+    # A server gone without a word (a partition, a failover) is noticed within half a
+    # minute, not after the kernel's two hours: a statement waiting on it fails instead.
+    "keepalives": 1,
+    "keepalives_idle": 10,
+    "keepalives_interval": 5,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 30_000,
+    # No server-side prepared statements: they do not pass PgBouncer's transaction pooling
+    # before its version 1.21, and eventwatch's statements are cheap to plan.
+    "prepare_threshold": None,
+}
+"""What psycopg is given for every connection to PostgreSQL."""
+
 _SCHEMA_LOCK = 0x6576_7477_6368  # "evtwch": the advisory lock key of schema changes
 """PostgreSQL advisory lock taken for the schema's creation or upgrade."""
 
@@ -354,7 +369,7 @@ class Ledger:
             # ping before each transaction (a round trip each): after a server restart the
             # first statement fails, SQLAlchemy drops the pool's connections, and the next
             # pass (a second later) connects afresh.
-            options = {"connect_args": {"connect_timeout": 10}}
+            options = {"connect_args": _POSTGRES_CONNECTION}
         self._engine = sa.create_engine(url, **options)
         self.shared = self._engine.dialect.name == "postgresql"
         """Whether other instances may share the database (else a state lock excludes them)."""
@@ -510,10 +525,16 @@ class Ledger:
             )
             raise StateError(msg)
         elif found < SCHEMA_VERSION and not upgrade:
+            holder = (
+                "instances of the older eventwatch may use it: stop them all, start one "
+                "daemon of this eventwatch (it upgrades the database), then the others"
+                if self.shared
+                else "a running eventwatch holds the state folder: restart it (it upgrades "
+                "the database), then try again"
+            )
             msg = (
                 f"{self._where}: the state database has schema version {found}, older than "
-                f"this eventwatch's ({SCHEMA_VERSION}), and a running eventwatch holds the "
-                "state folder: restart it (it upgrades the database), then try again"
+                f"this eventwatch's ({SCHEMA_VERSION}), and {holder}"
             )
             raise OperationError(msg)
         elif found < SCHEMA_VERSION:

@@ -436,6 +436,11 @@ class Settings(_Sourced):
         credential = _credential("database-password")
         if credential is not None and self.database.password is None:
             named = "$CREDENTIALS_DIRECTORY/database-password"
+            if self.database.url is None:
+                # As for password: a url forgotten would leave this instance on a SQLite
+                # ledger of its own, sending every reminder beside the others.
+                message = f"is not set, but {named} is: set url to the PostgreSQL server"
+                raise InvalidField(("database", "url"), message)
             if self.database.url_has_password:
                 message = f"holds a password, and so does {named}: give the password once"
                 raise InvalidField(("database", "url"), message)
