@@ -668,6 +668,23 @@ class TestDeferring:
         ledger.close()
 
 
+@pytest.mark.parametrize(("query", "timeout"), [("", "30000"), ("?tcp_user_timeout=5000", "5000")])
+def test_connection_options_in_the_url_are_the_admins(
+    postgres_database: str, query: str, timeout: str
+) -> None:
+    """libpq gets eventwatch's TCP timeout, unless the URL gives one: then the URL's."""
+    ledger = Ledger(postgres_database + query)
+    try:
+        engine = ledger._engine  # noqa: SLF001 - what the driver was given is the point here
+        with engine.connect() as connection:
+            driver = connection.connection.driver_connection
+            assert driver is not None
+            parameters = driver.info.get_parameters()
+    finally:
+        ledger.close()
+    assert (parameters["tcp_user_timeout"], parameters["keepalives_idle"]) == (timeout, "10")
+
+
 def test_a_shared_database_gives_back_only_this_instances_claims(postgres_database: str) -> None:
     """At a stop, an instance on PostgreSQL requeues its own claims, never another's."""
     _seed(postgres_database, _crowd(4))

@@ -369,7 +369,10 @@ class Ledger:
             # ping before each transaction (a round trip each): after a server restart the
             # first statement fails, SQLAlchemy drops the pool's connections, and the next
             # pass (a second later) connects afresh.
-            options = {"connect_args": _POSTGRES_CONNECTION}
+            given = sa.make_url(url).query  # what the admin wrote in the URL wins
+            options = {
+                "connect_args": {k: v for k, v in _POSTGRES_CONNECTION.items() if k not in given}
+            }
         self._engine = sa.create_engine(url, **options)
         self.shared = self._engine.dialect.name == "postgresql"
         """Whether other instances may share the database (else a state lock excludes them)."""
