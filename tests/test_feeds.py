@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import gzip
+import json
+import random
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import ical.calendar_stream
@@ -10,8 +14,10 @@ import icalendar
 import pytest
 import vobject
 
-from eventwatch import calendars, feeds, revisions, wording
+from eventwatch import calendars, feeds, publication, revisions, wording
+from eventwatch.ledger import Ledger
 from eventwatch.models import Calendar
+from eventwatch.settings import ReminderDefaults
 
 from .conftest import SHIPPED_CALENDARS
 from .helpers import HEADER, calendar, entries_of, render
@@ -420,3 +426,103 @@ def test_encoding_parses_equal_to_icalendars_own() -> None:
             b"BEGIN:VCALENDAR\r\n" + reference_vevent(entry).to_ical() + b"END:VCALENDAR\r\n",
         ).walk("VEVENT")[0]
         assert _comparable(parsed) == _comparable(reference)
+
+
+# -- the golden feed: 1,000 events through the whole path, bytes fixed before issue 13 --------
+
+GOLDEN = Path(__file__).parent / "golden" / "feed-1000.ics.gz"
+"""The feed ``_golden_calendar`` renders, made with the code before the work of issue 13."""
+
+_WORDS = (
+    "ministers", "summit", "défense", "Brüssel", "Ankara", "Türkiye", "délégation", "agenda",
+    "deterrence", "KFOR", "Kyiv", "Київ", "sécurité", "cooperation", "industrial", "€5bn",
+    "naïve", "Ελλάδα", "東京", "🇺🇦", "a\\\\b", '"quoted"', "semi;colon", "comma,here",
+)  # fmt: skip
+_ZONES = ("Europe/Brussels", "Europe/Istanbul", "America/New_York", "UTC", "Asia/Kolkata")
+
+
+def _golden_calendar() -> str:
+    """A calendar file of 1,000 events, the same every time.
+
+    Every tenth is all-day (some of several days), the rest timed in five zones, with
+    ~600-character descriptions with commas, semicolons, accents, emoji and line breaks,
+    participants, sources, three statuses, and three alarms each.
+    """
+    rng = random.Random(13)  # noqa: S311 - repeatable test data, not security
+    lines = [
+        'name = "Golden, 1,000 events; ünïcode"',
+        'description = "The feed of issue 13\\u0027s golden test.\\nSecond line."',
+        'timezone = "Europe/Brussels"',
+        "[reminders]",
+        'offsets = ["P7D", "PT15H", "P1DT30M"]',
+        'recipients = [{ address = "duty@example.org" }]',
+    ]
+    for n in range(1000):
+        day = date(2026, 1, 1) + timedelta(days=n % 730)
+        text = ""
+        while len(text) < 600:
+            text += " ".join(rng.choice(_WORDS) for _ in range(rng.randint(3, 9)))
+            text += rng.choice([", ", "; ", ". ", ".\n", "\n\n"])
+        event = {
+            "id": f"event-{n}",
+            "title": f"Meeting {n}: {rng.choice(_WORDS)}, {rng.choice(_WORDS)}",
+            "description": text.strip(),
+            "location": f"Room {n % 50}; {rng.choice(_WORDS)}, {rng.choice(_WORDS)}",
+            "categories": [rng.choice(["summit", "ministerial", "defence"])],
+            "status": ["confirmed", "tentative", "cancelled"][n % 7 % 3],
+        }
+        if n % 10 == 0:
+            start, end = day.isoformat(), (day + timedelta(days=n % 3)).isoformat()
+            zone = None
+        else:
+            start = f"{day.isoformat()}T{8 + n % 9:02d}:{(n % 4) * 15:02d}:00"
+            end = f"{day.isoformat()}T{10 + n % 9:02d}:{(n % 4) * 15:02d}:00"
+            zone = _ZONES[n % len(_ZONES)]
+        lines.append("\n[[events]]")
+        lines += [
+            f"{key} = {json.dumps(value, ensure_ascii=False)}" for key, value in event.items()
+        ]
+        lines += [f"start = {start}", f"end = {end}"]
+        if zone is not None:
+            lines.append(f'timezone = "{zone}"')
+        if n % 5 == 0:
+            lines.append('participants = [{ name = "Mark Rutte", role = "chair; NATO, SG" }]')
+        if n % 11 == 0:
+            lines.append(
+                'sources = [{ publisher = "UNN", title = "Київ, ministers", '
+                'published = 2026-01-05, url = "https://example.org/a?b=c,d;e" }]'
+            )
+    return "\n".join(lines) + "\n"
+
+
+def _golden_feed(folder: Path) -> tuple[bytes, bytes]:
+    """The whole path, file to bytes, at a fixed instant: cold, then again with the cache warm."""
+    (folder / "calendars").mkdir()
+    (folder / "calendars" / "golden.toml").write_text(_golden_calendar(), encoding="utf-8")
+    found = calendars.load(folder / "calendars")
+    options = publication.Options(timedelta(hours=6), alarms=True, defaults=ReminderDefaults())
+    ledger = Ledger.in_folder(folder / "state")
+    try:
+        renderer = feeds.Renderer()
+        cold = publication.build(found, options, ledger, renderer, GOLDEN_NOW)
+        warm = publication.build(found, options, ledger, renderer, GOLDEN_NOW)
+    finally:
+        ledger.close()
+    return cold.rendered[publication.ALL].body, warm.rendered[publication.ALL].body
+
+
+GOLDEN_NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+
+
+def test_the_feed_of_1000_events_is_byte_for_byte_the_golden_one(tmp_path: Path) -> None:
+    """A thousand events, file to feed, give the bytes kept before the path was made fast."""
+    cold, warm = _golden_feed(tmp_path)
+    expected = gzip.decompress(GOLDEN.read_bytes())
+    assert cold.count(b"BEGIN:VEVENT") == 1000
+    for made in (cold, warm):
+        if made != expected:
+            for number, (got, want) in enumerate(
+                zip(made.split(b"\r\n"), expected.split(b"\r\n"), strict=False), 1
+            ):
+                assert got == want, f"line {number}"
+        assert made == expected
