@@ -580,3 +580,27 @@ class TestMigrateLedger:
             f"{db}: no SQLite ledger to move (is state_dir right?)\n",
         )
         assert not db.exists()
+
+
+DAEMON_ONLY = ("uvicorn", "starlette", "sqlalchemy", "psycopg", "apscheduler", "aiosmtplib")
+"""What only ``run`` (and the commands that open the ledger or send) need loaded."""
+
+
+@pytest.mark.parametrize("argv", [["--version"], ["check"], ["list"], ["list", "--json"]])
+def test_the_quick_commands_load_nothing_of_the_daemon(argv: list[str]) -> None:
+    """``--version``, ``check`` and ``list`` import no server, SQL, scheduler or SMTP library.
+
+    Measured as a user runs them: the installed command, with Python's import log.
+    """
+    found = subprocess.run(
+        [str(COMMAND), *argv, "--config", str(SHIPPED_CONFIG)],
+        env=os.environ | {"PYTHONPROFILEIMPORTTIME": "1"},
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+    )
+    imported = {line.rsplit("|", 1)[-1].strip() for line in found.stderr.splitlines()}
+    assert "eventwatch.cli" in imported  # the log is there to read
+    loaded = sorted(m for m in imported if m.split(".")[0] in DAEMON_ONLY)
+    assert loaded == []

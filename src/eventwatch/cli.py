@@ -1,5 +1,8 @@
 """The command line: arguments in, calls to the functions the daemon uses, exit codes out."""
 
+# Imports inside the commands, on purpose: each command loads only what it uses.
+# ruff: noqa: PLC0415
+
 from __future__ import annotations
 
 import argparse
@@ -11,27 +14,17 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from pydantic import TypeAdapter, ValidationError
-
-from eventwatch import (
-    __version__,
-    daemon,
-    delivery,
-    inputs,
-    policy,
-    problems,
-    reports,
-    settings,
-    simulation,
-)
+from eventwatch import __version__
 from eventwatch.errors import EventwatchError, InvalidInputError, Problem
-from eventwatch.ledger import DATABASE_FILE
-from eventwatch.models import EmailAddress, in_start_order
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    from eventwatch import settings
     from eventwatch.models import Calendar
+
+# ``--version``, ``check`` and ``list`` never load the daemon's HTTP server, scheduler, SMTP
+# client or SQL toolkit: a test runs them with ``python -X importtime`` (tests/test_cli.py).
 
 
 def _date(text: str) -> date:
@@ -43,6 +36,10 @@ def _date(text: str) -> date:
 
 
 def _address(text: str) -> str:
+    from pydantic import TypeAdapter, ValidationError
+
+    from eventwatch.models import EmailAddress
+
     try:
         return str(TypeAdapter(EmailAddress).validate_python(text))
     except ValidationError:
@@ -227,6 +224,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def _load(args: argparse.Namespace) -> tuple[settings.Settings, tuple[Calendar, ...]]:
     """Settings and calendars, or every problem with either."""
+    from eventwatch import inputs
+
     loaded = inputs.load(getattr(args, "config", None), getattr(args, "overrides", None))
     return loaded.settings, loaded.calendars
 
@@ -243,6 +242,9 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
+    from eventwatch import reports
+    from eventwatch.models import in_start_order
+
     _, found = _load(args)
     wanted = args.calendar or []
     unknown = sorted(set(wanted) - {c.id for c in found})
@@ -268,6 +270,8 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _plan(args: argparse.Namespace) -> int:
+    from eventwatch import daemon, policy, reports
+
     loaded, found = _load(args)
     at = args.at or datetime.now(UTC)
     due = policy.plan(found, loaded.reminders, at, args.until)
@@ -283,10 +287,14 @@ def _plan(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from eventwatch import daemon
+
     return daemon.run(getattr(args, "config", None), getattr(args, "overrides", None))
 
 
 def _export(args: argparse.Namespace) -> int:
+    from eventwatch import daemon, inputs
+
     loaded = inputs.load(getattr(args, "config", None), getattr(args, "overrides", None))
     written = daemon.export(loaded, args.out)
     for path in written:
@@ -296,6 +304,10 @@ def _export(args: argparse.Namespace) -> int:
 
 def _target_url(text: str | None, database: settings.DatabaseSettings) -> str:
     """``--to``, checked by the rules of ``[database] url``; that setting if not given."""
+    from pydantic import ValidationError
+
+    from eventwatch import problems, settings
+
     if text is None:
         if database.url is None:
             message = "required, as no [database] url is set: the database to move the ledger to"
@@ -318,6 +330,9 @@ def _target_url(text: str | None, database: settings.DatabaseSettings) -> str:
 
 
 def _migrate_ledger(args: argparse.Namespace) -> int:
+    from eventwatch import daemon, settings
+    from eventwatch.ledger import DATABASE_FILE
+
     loaded = settings.load(getattr(args, "config", None), getattr(args, "overrides", None))
     url = _target_url(args.to, loaded.database)
     copied = daemon.migrate_ledger(loaded, url)
@@ -333,6 +348,8 @@ def _migrate_ledger(args: argparse.Namespace) -> int:
 
 
 def _send_test(args: argparse.Namespace) -> int:
+    from eventwatch import delivery, settings
+
     loaded = settings.load(getattr(args, "config", None), getattr(args, "overrides", None))
     reply = asyncio.run(delivery.send_test(loaded, args.to, datetime.now(UTC)))
     print(reply)
@@ -340,6 +357,8 @@ def _send_test(args: argparse.Namespace) -> int:
 
 
 def _simulate(args: argparse.Namespace) -> int:
+    from eventwatch import inputs, reports, simulation
+
     if args.until <= args.since:
         raise InvalidInputError([Problem("--until", "", "must be after --from")])
     loaded = inputs.load(getattr(args, "config", None), getattr(args, "overrides", None))
