@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+import unicodedata
 import zoneinfo
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -9,9 +11,11 @@ from zoneinfo import ZoneInfo
 
 import icalendar
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from eventwatch import feeds, policy, revisions
+from eventwatch import feeds, models, policy, revisions
 from eventwatch.models import Calendar, Event, Offset, Recipient, ReminderPolicy, in_start_order
 
 BRUSSELS = ZoneInfo("Europe/Brussels")
@@ -430,3 +434,45 @@ def test_all_day_at_takes_whole_seconds_only(text: str) -> None:
     """A reminder anchor with a fraction of a second is refused, as event times are."""
     with pytest.raises(ValueError, match="whole seconds"):
         ReminderPolicy.model_validate({"all_day_at": text})
+
+
+_FORBIDDEN_CATEGORIES = frozenset({"Cc", "Zl", "Zp"})
+"""What the check refused before it was one expression: Unicode's control categories."""
+
+
+def _by_category(value: str, allowed: str = "") -> str | None:
+    """The message the per-character check of before gave for ``value``; None if it passed."""
+    for char in value:
+        if char not in allowed and unicodedata.category(char) in _FORBIDDEN_CATEGORIES:
+            where = "here" if not allowed else "here (only newlines and tabs are)"
+            return f"control character U+{ord(char):04X} is not allowed {where}"
+    return None
+
+
+def _refusal(value: str, *, text: bool) -> str | None:
+    """What the check of today says of ``value``; None if it passes."""
+    try:
+        models._refuse_controls(value, text=text)  # noqa: SLF001 - the rule itself is the point
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
+class TestControlCharacters:
+    """The control-character check refuses exactly what the per-character lookup refused."""
+
+    @pytest.mark.parametrize("allowed", ["", "\n\t"], ids=["line", "text"])
+    def test_every_code_point_is_judged_as_by_its_category(self, allowed: str) -> None:
+        """All 1,114,112 code points, one by one, in a line and in free text."""
+        differ = [
+            code
+            for code in range(sys.maxunicode + 1)
+            if _refusal(chr(code), text=bool(allowed)) != _by_category(chr(code), allowed)
+        ]
+        assert differ == []
+
+    @given(st.text(st.characters(codec="utf-8") | st.sampled_from("\n\t\x00\x85\u2028\u2029")))
+    def test_any_text_gets_the_same_verdict_and_message(self, value: str) -> None:
+        """Arbitrary strings, controls mixed in: the same first character named, or none."""
+        assert _refusal(value, text=False) == _by_category(value)
+        assert _refusal(value, text=True) == _by_category(value, "\n\t")
