@@ -13,6 +13,9 @@ import ical.calendar_stream
 import icalendar
 import pytest
 import vobject
+from hypothesis import given
+from hypothesis import strategies as st
+from icalendar.parser import Contentline
 
 from eventwatch import calendars, feeds, publication, revisions, wording
 from eventwatch.ledger import Ledger
@@ -526,3 +529,50 @@ def test_the_feed_of_1000_events_is_byte_for_byte_the_golden_one(tmp_path: Path)
             ):
                 assert got == want, f"line {number}"
         assert made == expected
+
+
+# -- folding: ours, on bytes, against icalendar's ---------------------------------------------
+
+_TRICKY = '\\^,;:"é€😀Київ東\t '
+"""Escapes, separators and characters of 2, 3 and 4 octets, where a fold may land."""
+
+
+def _icalendar_fold(line: bytes) -> bytes:
+    """What icalendar makes of a content line longer than 75 octets."""
+    return bytes(Contentline(line.decode()).to_ical()) + b"\r\n"
+
+
+@given(
+    st.sampled_from(["SUMMARY", "DESCRIPTION", "LOCATION;LANGUAGE=fr", "X"]),
+    st.text(
+        st.characters(codec="utf-8", exclude_categories=("Cc", "Cs")) | st.sampled_from(_TRICKY),
+        max_size=600,
+    ),
+)
+def test_folding_is_icalendars_for_any_text(name: str, text: str) -> None:
+    """Any value, folded on bytes, gives icalendar's folding; a line of 75 octets stays whole."""
+    line = name.encode() + b":" + bytes(icalendar.vText(text).to_ical())
+    folded = feeds._fold(line)  # noqa: SLF001 - the folding itself is the point
+    assert folded == (line + b"\r\n" if len(line) <= 75 else _icalendar_fold(line))
+    for physical in folded[:-2].split(b"\r\n"):
+        assert len(physical) <= 75
+        physical.decode("utf-8")  # never cut inside a character
+    assert folded[:-2].replace(b"\r\n ", b"") == line
+
+
+@pytest.mark.parametrize("size", range(70, 160))
+@pytest.mark.parametrize("tail", ["\\\\", "^", "é", "€", "😀", "a"])
+def test_folding_at_every_boundary(size: int, tail: str) -> None:
+    """Lines of 70 to 159 octets ending in each kind of character fold as icalendar's do."""
+    head = "x" * max(0, size - len(tail.encode()) - 2)
+    line = f"X:{head}{tail * 3}".encode()
+    expected = line + b"\r\n" if len(line) <= 75 else _icalendar_fold(line)
+    assert feeds._fold(line) == expected  # noqa: SLF001 - the folding itself is the point
+
+
+def test_every_line_of_a_feed_is_at_most_75_octets_of_utf8(tmp_path: Path) -> None:
+    """The golden feed's every physical line: at most 75 octets, whole UTF-8 characters."""
+    cold, _ = _golden_feed(tmp_path)
+    for line in cold.split(b"\r\n"):
+        assert len(line) <= 75
+        line.decode("utf-8")

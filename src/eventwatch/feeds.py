@@ -16,7 +16,6 @@ from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING
 
 import icalendar
-from icalendar.parser import Contentline
 
 from eventwatch import __version__, timezones, wording
 from eventwatch.models import event_uid
@@ -76,11 +75,35 @@ def _dtend(event: Event) -> date | datetime:
     return event.end
 
 
+_CONTINUATION = 0b1000_0000
+"""A UTF-8 byte that continues a character starts with the bits 10."""
+
+_SEGMENT = _FOLD_AT - 1
+"""Octets of a folded line's piece: icalendar's folding keeps each under 75, the space aside."""
+
+
 def _fold(line: bytes) -> bytes:
-    """End a content line, folded by icalendar when it is longer than 75 octets."""
+    """End a content line, folded as icalendar folds one longer than 75 octets.
+
+    On the UTF-8 bytes rather than character by character (icalendar's way, half of a cold
+    render): each piece is the longest run of whole characters of at most 74 octets, except
+    that a backslash or caret ending a piece of several characters moves to the next one, so
+    that no escape is split. tests/test_feeds.py checks it against icalendar for any text.
+    """
     if len(line) <= _FOLD_AT:
         return line + b"\r\n"
-    return bytes(Contentline(line.decode()).to_ical()) + b"\r\n"
+    pieces = []
+    start, size = 0, len(line)
+    while size - start > _SEGMENT:
+        end = start + _SEGMENT
+        while line[end] & 0b1100_0000 == _CONTINUATION:  # inside a character: cut before it
+            end -= 1
+        if line[end - 1] in b"\\^" and end - start > 1:
+            end -= 1
+        pieces.append(line[start:end])
+        start = end
+    pieces.append(line[start:])
+    return b"\r\n ".join(pieces) + b"\r\n"
 
 
 def _line(name: str, value: bytes) -> bytes:
