@@ -45,6 +45,7 @@ $(VENV)/.installed-bench: pyproject.toml $(VENV)/.installed-test
 bench: $(VENV)/.installed-bench
 	command -v wrk >/dev/null || apt-get install -y wrk >/dev/null || echo "wrk not installed: HTTP benchmark will stop"
 	$(BIN)/python bench/render.py
+	$(BIN)/python bench/whole_path.py
 	$(BIN)/python bench/serving.py
 	$(BIN)/python bench/reminders.py
 	$(BIN)/python bench/pending.py
