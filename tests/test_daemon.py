@@ -21,7 +21,7 @@ import vobject
 from aiosmtpd.controller import Controller
 
 from eventwatch import daemon as daemon_module
-from eventwatch import inputs, messages, policy
+from eventwatch import feeds, inputs, messages, policy
 from eventwatch.daemon import Daemon, SenderLoop, StateLock, export
 from eventwatch.delivery import SmtpDelivery
 from eventwatch.dispatch import Dispatcher
@@ -687,3 +687,32 @@ class TestMigrateLedger:
         notice = moved.rows()["u|changed|4|a@example.org"]
         assert (notice.kind, notice.offset, notice.sequence) == ("changed", None, 4)
         moved.close()
+
+
+def test_export_on_a_shared_ledger_writes_nothing_there(
+    tmp_path: Path, postgres_database: str
+) -> None:
+    """export of an edited folder on PostgreSQL reads the instances' revisions, stores none.
+
+    The shared ledger is the running instances': a draft exported from another folder must
+    change no SEQUENCE there, and record no calendar file.
+    """
+    url = f"database.url={postgres_database}"
+    state = f"state_dir={tmp_path / 'state'}"
+    ledger = Ledger(postgres_database)
+    daemon_module.publish(inputs.load(SHIPPED_CONFIG, [state]), ledger, feeds.Renderer())
+    before = ledger.revisions()
+    ledger.close()
+    draft = tmp_path / "draft"
+    shutil.copytree(SHIPPED_CONFIG.parent.parent / "calendars", draft)
+    path = draft / "nato-2026.toml"
+    path.write_text(path.read_text().replace("Ankara, Türkiye", "Elsewhere"), encoding="utf-8")
+    loaded = inputs.load(SHIPPED_CONFIG, [url, state, f"calendars_dir={draft}"])
+    export(loaded, tmp_path / "out")
+    assert b"Elsewhere" in (tmp_path / "out" / "all.ics").read_bytes()
+    after = Ledger(postgres_database, upgrade=False)
+    try:
+        assert after.revisions() == before
+        assert after.current("nato-2026", None)  # no calendar file recorded at all
+    finally:
+        after.close()

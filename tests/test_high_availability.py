@@ -283,7 +283,8 @@ def test_an_instance_restarted_with_the_older_file_amid_a_rolling_deploy_defers(
     """Mid-deploy, a daemon restarted with the old file neither revives nor cancels, nor bumps.
 
     One daemon gets the moved event first; the other, restarted before its copy arrives,
-    leaves the ledger as the newer file made it, then follows once its copy is new too.
+    leaves the ledger as the newer file made it (also when reloaded), then follows once its
+    copy is new too.
     """
     server, _ = smtp
     roots = [_site(tmp_path / name, server.port, postgres_database) for name in "ab"]
@@ -300,6 +301,10 @@ def test_an_instance_restarted_with_the_older_file_amid_a_rolling_deploy_defers(
         second = Running(roots[1], log=roots[1] / "restarted.log")  # the old file still
         time.sleep(1)
         during = _statuses(postgres_database)
+        second.process.send_signal(signal.SIGHUP)  # a reload, however late, changes nothing
+        log = roots[1] / "restarted.log"
+        wait_for(lambda: "reloaded" in log.read_text())
+        reloaded = _statuses(postgres_database)
         sequence = _sequence(postgres_database, "test/e0@eventwatch")
         shutil.copy(roots[0] / "calendars" / "test.toml", roots[1] / "calendars" / "test.toml")
         newest = first.get("/feeds/all.ics").content
@@ -310,11 +315,12 @@ def test_an_instance_restarted_with_the_older_file_amid_a_rolling_deploy_defers(
         second.stop()
     assert sorted(moved.values()) == ["cancelled"] * 5 + ["pending"] * 5
     assert during == moved
+    assert reloaded == moved
     assert after == moved
     assert sequence == 1
-    log = (roots[1] / "restarted.log").read_text()
-    assert "another instance has a newer file" in log
-    assert "every calendar file is the newest" in log
+    text = log.read_text()
+    assert "another instance has a newer file" in text
+    assert "every calendar file is the newest" in text
 
 
 def test_an_instance_that_has_not_read_a_newer_file_leaves_its_reminders_to_others(
@@ -350,3 +356,52 @@ def test_an_instance_that_has_not_read_a_newer_file_leaves_its_reminders_to_othe
     ids = _ids(recorder)
     assert (len(ids), set(ids.values())) == (5, {1})
     assert sorted(_statuses(postgres_database).values()) == ["cancelled"] * 5 + ["sent"] * 5
+
+
+def test_a_daemon_stops_on_sigterm_while_the_database_is_down(
+    tmp_path: Path, postgres_server: PostgresServer, smtp: tuple[Server, Recorder]
+) -> None:
+    """With PostgreSQL gone, SIGTERM still ends the daemon cleanly, well within systemd's 30 s."""
+    server, _ = smtp
+    root = _site(tmp_path / "a", server.port, f"{postgres_server.url}/postgres")
+    _crowd([root], events=1, recipients=1, due=datetime.now(UTC) + timedelta(days=1))
+    running = Running(root, log=root / "daemon.log")
+    postgres_server.stop()
+    began = time.monotonic()
+    code, log = running.stop(timeout=25)
+    assert (code, "stopped" in log) == (0, True), log
+    assert time.monotonic() - began < 20
+
+
+def test_a_rollback_made_while_stopped_counts_as_the_newest_file(
+    tmp_path: Path, postgres_database: str, smtp: tuple[Server, Recorder]
+) -> None:
+    """An event moved, then moved back while the daemon was stopped: it follows the file.
+
+    The state folder remembers the files last applied, so the return to the earlier file is
+    seen as a change at the start, not as a host that missed a deploy.
+    """
+    server, _ = smtp
+    root = _site(tmp_path / "a", server.port, postgres_database)
+    due = datetime.now(UTC).replace(microsecond=0) + timedelta(days=30)
+    recipients = ["r0@example.org", "r1@example.org"]
+    first = write_calendar(root, numbered([due]), recipients).read_text()
+    running = Running(root, log=root / "daemon.log")
+    try:
+        write_calendar(root, numbered([due + timedelta(days=1)]), recipients)
+        wait_for(lambda: sorted(_statuses(postgres_database).values()).count("cancelled") == 2)
+    finally:
+        running.stop()
+    (root / "calendars" / "test.toml").write_text(first)  # the rollback, while stopped
+    again = Running(root, log=root / "again.log")
+    try:
+        wait_for(lambda: sorted(_statuses(postgres_database).values()).count("pending") == 2)
+        statuses = _statuses(postgres_database)
+    finally:
+        again.stop()
+    log = (root / "again.log").read_text()
+    assert "another instance has a newer file" not in log
+    pending = sorted(key for key, status in statuses.items() if status == Status.PENDING)
+    starts = (due + timedelta(days=1)).strftime("%Y%m%dT%H%M%SZ")  # the first time again
+    assert len(pending) == 2
+    assert all(f"|{starts}|" in key for key in pending), pending

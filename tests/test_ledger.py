@@ -20,7 +20,7 @@ from eventwatch.models import Calendar, ReminderPolicy
 from eventwatch.policy import Status
 from eventwatch.revisions import Revision
 
-from .helpers import version_2_ledger
+from .helpers import free_port, version_2_ledger
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -567,30 +567,21 @@ class TestDeferring:
         assert ledger.deferred({"cal": self.V1}) == set()
         ledger.close()
 
-    def test_an_older_file_defers_to_a_newer_one_during_a_deploy(
-        self, postgres_database: str
-    ) -> None:
-        """After one instance saw its file change, one starting with the older file defers."""
+    def test_an_older_file_defers_to_a_newer_one_however_long(self, postgres_database: str) -> None:
+        """An older file defers until it changes here, a day on as a minute: no rollback.
+
+        A host that missed a deploy keeps its older file; however late it reloads, it never
+        takes that file for the newest.
+        """
         first = Ledger(postgres_database, instance="a")
         other = Ledger(postgres_database, instance="b")
         assert first.deferred({"cal": self.V1, "x": self.V1}, now=EARLY) == set()
         edited = {"cal": self.V2, "x": self.V1}
         assert other.deferred(edited, {"cal"}, EARLY + timedelta(minutes=1)) == set()
-        later = EARLY + timedelta(minutes=1) + ledger_module.ROLLING_DEPLOY - timedelta(seconds=1)
-        assert first.deferred({"cal": self.V1, "x": self.V1}, now=later) == {"cal"}
-        assert first.deferred({"cal": self.V2, "x": self.V1}, {"cal"}, later) == set()
-        first.close()
-        other.close()
-
-    def test_a_file_older_past_a_deploy_is_taken_as_newest(self, postgres_database: str) -> None:
-        """An older file still held after ``ROLLING_DEPLOY``: the admin went back; it counts."""
-        first = Ledger(postgres_database, instance="a")
-        other = Ledger(postgres_database, instance="b")
-        first.deferred({"cal": self.V1}, now=EARLY)
-        other.deferred({"cal": self.V2}, {"cal"}, EARLY)
-        past = EARLY + ledger_module.ROLLING_DEPLOY
-        assert first.deferred({"cal": self.V1}, now=past) == set()
-        assert other.deferred({"cal": self.V2}, now=past) == {"cal"}
+        for later in (timedelta(minutes=2), timedelta(days=1)):
+            assert first.deferred({"cal": self.V1, "x": self.V1}, now=EARLY + later) == {"cal"}
+        assert other.deferred(edited, now=EARLY + timedelta(days=1)) == set()
+        assert first.deferred(edited, {"cal"}, EARLY + timedelta(days=1)) == set()
         first.close()
         other.close()
 
@@ -614,13 +605,13 @@ class TestDeferring:
     def test_a_calendar_another_instance_has_and_this_one_lacks_is_deferred(
         self, postgres_database: str
     ) -> None:
-        """A calendar new on another instance is not this one's to cancel, for a deploy's time."""
+        """A calendar new on another instance is not this one's to cancel, until it has it."""
         first = Ledger(postgres_database, instance="a")
         other = Ledger(postgres_database, instance="b")
         assert other.deferred({"cal": self.V1, "new": self.V2}, now=EARLY) == set()
-        assert first.deferred({"cal": self.V1}, now=EARLY) == {"new"}
-        past = EARLY + ledger_module.ROLLING_DEPLOY
-        assert first.deferred({"cal": self.V1}, now=past) == set()
+        assert first.deferred({"cal": self.V1}, now=EARLY + timedelta(days=1)) == {"new"}
+        arrived = {"cal": self.V1, "new": self.V2}
+        assert first.deferred(arrived, {"new"}, EARLY + timedelta(days=1)) == set()
         first.close()
         other.close()
 
@@ -840,3 +831,20 @@ def _stored(url: str) -> dict[str, list[dict[str, object]]]:
     finally:
         engine.dispose()
     return found
+
+
+def test_a_database_that_refuses_eventwatch_says_so_on_one_line(postgres: str) -> None:
+    """A server that answers but refuses (no such database) is named with its reason."""
+    with pytest.raises(OperationError) as refused:
+        Ledger(f"{postgres}/no_such_database")
+    message = str(refused.value)
+    assert "the database refuses the connection: " in message
+    assert 'database "no_such_database" does not exist' in message
+    assert "\n" not in message
+
+
+def test_an_unreachable_database_is_named_so() -> None:
+    """Nobody listening on the port: the database cannot be reached, on one line."""
+    with pytest.raises(OperationError, match="the database cannot be reached: ") as found:
+        Ledger(f"postgresql+psycopg://eventwatch@127.0.0.1:{free_port()}/x")
+    assert "\n" not in str(found.value)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import json
 import os
 import signal
 import threading
@@ -19,6 +20,7 @@ from eventwatch import export as static
 from eventwatch import (
     feedcache,
     feeds,
+    files,
     httpserver,
     inputs,
     logs,
@@ -40,8 +42,9 @@ from eventwatch.metrics import Metrics
 
 if TYPE_CHECKING:
     import socket
-    from collections.abc import Collection, Coroutine, Iterator, Mapping
+    from collections.abc import Collection, Coroutine, Iterable, Iterator, Mapping
 
+    from eventwatch.revisions import Revision
     from eventwatch.settings import Settings
 
 
@@ -63,7 +66,7 @@ def now() -> datetime:
 
 def publish(
     loaded: inputs.Inputs,
-    ledger: Ledger,
+    ledger: publication.RevisionStore,
     renderer: feeds.Renderer,
     deferred: Collection[str] = (),
 ) -> publication.Publication:
@@ -80,6 +83,32 @@ def publish(
     except OSError as exc:
         log.warning("feed cache not saved", error=str(exc))
     return built
+
+
+DIGESTS_FILE = "calendar-digests.json"
+"""The SHA-256 of each calendar file the daemon last applied, kept across restarts."""
+
+
+def applied_digests(state_dir: Path) -> dict[str, str] | None:
+    """The calendar files the daemon on ``state_dir`` last applied; None if unknown."""
+    try:
+        found = json.loads((state_dir / DIGESTS_FILE).read_bytes())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        log.warning("calendar digests unreadable, taken as unknown", error=str(exc))
+        return None
+    if not isinstance(found, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in found.items()
+    ):
+        log.warning("calendar digests unreadable, taken as unknown", error="not a mapping")
+        return None
+    return found
+
+
+def _changed(last: Mapping[str, str], now: Mapping[str, str]) -> set[str]:
+    """The calendars whose file differs between ``last`` and ``now``, appeared or went."""
+    return {c for c in set(last) | set(now) if last.get(c) != now.get(c)}
 
 
 def warm(renderer: feeds.Renderer, state_dir: Path) -> None:
@@ -239,8 +268,8 @@ class Daemon:
         self.notifier = systemd.Notifier()
         self.metrics = Metrics()
         self.lock: StateLock
-        self._digests: Mapping[str, str] = {}
-        """The calendar files last applied, by calendar id (their SHA-256)."""
+        self._digests: Mapping[str, str] | None = None
+        """The calendar files last applied, by calendar id (their SHA-256); None: never yet."""
         self._deferring: set[str] = set()
         self._ledger_silent = False
 
@@ -308,11 +337,15 @@ class Daemon:
     def _deferred(self, loaded: inputs.Inputs, ledger: Ledger) -> set[str]:
         """The calendars another instance has a newer file of; logged when that changes.
 
-        A calendar counts as changed here when its file differs from the one last applied,
-        or is gone.
+        A calendar counts as changed here when its file differs from the one last applied
+        (by this daemon, or by this state folder's last one: an edit made while it was
+        stopped counts), appeared or is gone. A state folder that never applied any has seen
+        nothing change.
         """
-        changed = {c for c, d in loaded.digests.items() if self._digests.get(c, d) != d}
-        changed |= set(self._digests) - set(loaded.digests)
+        if self._digests is None:
+            self._digests = applied_digests(loaded.settings.state_dir)
+        last = self._digests
+        changed = set() if last is None else _changed(last, loaded.digests)
         found = ledger.deferred(loaded.digests, changed)
         if found != self._deferring:
             if found:
@@ -324,6 +357,15 @@ class Daemon:
                 log.info("every calendar file is the newest", calendars=len(loaded.digests))
         self._deferring = found
         return found
+
+    def _applied(self, loaded: inputs.Inputs) -> None:
+        """Remember the calendar files just applied, here and in the state folder."""
+        self._digests = loaded.digests
+        path = loaded.settings.state_dir / DIGESTS_FILE
+        try:
+            files.write_atomically(path, json.dumps(dict(loaded.digests), indent=1).encode())
+        except OSError as exc:
+            log.warning("calendar digests not saved", error=str(exc))
 
     def _publish(
         self, loaded: inputs.Inputs, ledger: Ledger, deferred: Collection[str] = ()
@@ -338,7 +380,7 @@ class Daemon:
         settings = loaded.settings
         deferred = await asyncio.to_thread(self._deferred, loaded, ledger)
         built = await asyncio.to_thread(self._publish, loaded, ledger, deferred)
-        self._digests = loaded.digests
+        await asyncio.to_thread(self._applied, loaded)
         if self._stopped_early():
             return
         self.metrics.reloaded(time.time(), success=True)
@@ -385,8 +427,11 @@ class Daemon:
                     await helper
             if not self.stopping.is_set():  # stopped otherwise than by a signal
                 self.notifier.notify(stopping=1, status="stopping")
-            await self.sender.call(self.reminders.stop())
-            await asyncio.to_thread(self.sender.close)
+            try:
+                await self.sender.call(self.reminders.stop())
+            finally:
+                # Even if stopping the reminders failed: its thread would keep the process up.
+                await asyncio.to_thread(self.sender.close)
         log.info("stopped")
 
     async def _ready(self, state: web.State) -> str:
@@ -531,7 +576,7 @@ class Daemon:
         settings = fresh.settings
         deferred = await asyncio.to_thread(self._deferred, fresh, ledger)
         built = await asyncio.to_thread(self._publish, fresh, ledger, deferred)
-        self._digests = fresh.digests
+        await asyncio.to_thread(self._applied, fresh)
         logs.configure(settings.log.level, settings.log.format)
         state.publication = built
         state.base_url = settings.server.base_url
@@ -581,6 +626,21 @@ def statuses(settings: Settings) -> dict[str, str]:
         ledger.close()
 
 
+class _ReadOnly:
+    """A ledger's revisions, read; revisions made from them are used but not stored."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        self._ledger = ledger
+
+    def revisions(self) -> dict[str, Revision]:
+        """What the ledger holds."""
+        return self._ledger.revisions()
+
+    def save_revisions(self, changed: Iterable[Revision]) -> dict[str, Revision]:
+        """Nothing is stored: the revisions as made."""
+        return {r.uid: r for r in changed}
+
+
 def export(loaded: inputs.Inputs, out: Path) -> list[Path]:
     """Write the feeds and index page of ``loaded`` into ``out``, as the server would serve them."""
     settings = loaded.settings
@@ -590,8 +650,9 @@ def export(loaded: inputs.Inputs, out: Path) -> list[Path]:
     try:
         renderer = feeds.Renderer()
         warm(renderer, settings.state_dir)
-        # On a shared ledger, a file older than an instance's changes nothing there either.
-        built = publish(loaded, ledger, renderer, ledger.deferred(loaded.digests))
+        # A shared ledger is the running instances'; export, perhaps of a draft folder,
+        # reads its revisions and writes nothing there.
+        built = publish(loaded, _ReadOnly(ledger) if ledger.shared else ledger, renderer)
         return static.export(built, out, settings.server.base_url, now())
     finally:
         ledger.close()

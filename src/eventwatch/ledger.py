@@ -98,8 +98,6 @@ _versions = sa.Table(
 _REMOVED = ""
 """The digest recorded for a calendar whose file an instance saw removed."""
 
-ROLLING_DEPLOY = timedelta(minutes=10)
-"""How long an instance defers to a newer file another has: then its own counts as newest."""
 
 _attempts = sa.Table(
     "attempts",
@@ -267,8 +265,8 @@ def _kinds_apart(connection: sa.Connection) -> None:
         connection.execute(_reminders.insert(), rows[start : start + _CHUNK])
 
 
-def _first_line(error: BaseException | None) -> str:
-    """A driver's message on one line (libpq's add hints on lines of their own)."""
+def _first_line(error: object) -> str:
+    """A driver's message on one line (libpq's add hints and SQL excerpts on lines of their own)."""
     return " ".join(str(error).split()) if error is not None else "unknown error"
 
 
@@ -386,8 +384,12 @@ class Ledger:
         except sa.exc.OperationalError as exc:
             self._engine.dispose()
             if self.shared:  # a server down or refusing us: not damage to the database
-                msg = f"{self._where}: cannot reach the database: {_first_line(exc.orig)}"
-                raise OperationError(msg) from exc
+                why = _first_line(exc.orig)
+                # The server answered and said no (a password, a role, a database name):
+                # libpq shows its FATAL. It may also pass (a server starting): exit 1 either
+                # way, so that systemd tries again, with the server's reason in the journal.
+                state = "refuses the connection" if "FATAL:" in why else "cannot be reached"
+                raise OperationError(f"{self._where}: the database {state}: {why}") from exc
             if getattr(exc.orig, "sqlite_errorname", "") not in _BUSY:
                 raise self._unusable(str(exc.orig)) from exc
             # Another process writes it (a daemon upgrading a large ledger): not damage.
@@ -400,10 +402,14 @@ class Ledger:
 
     def _unusable(self, why: str) -> StateError:
         """The error for a database that cannot be used: what is wrong and what to do."""
-        return StateError(
-            f"{self._where}: cannot use the state database: {why} (it is kept as it is: "
-            "restore it from a backup, or move it away to start an empty one)"
+        advice = (
+            "check the database user's rights: eventwatch creates and upgrades its own tables"
+            if self.shared
+            else "it is kept as it is: restore it from a backup, or move it away to start an "
+            "empty one"
         )
+        return StateError(f"{self._where}: cannot use the state database: {_first_line(why)} "
+                          f"({advice})")  # fmt: skip
 
     @contextlib.contextmanager
     def _connect(self) -> Iterator[sa.Connection]:
@@ -751,12 +757,13 @@ class Ledger:
         """The calendars whose file here is older than one another instance has read.
 
         ``digests`` are this instance's files' by calendar id; ``changed`` the calendars
-        whose file it has just seen change or go, which makes that the newest whatever was
-        seen before (an edit, a removal, or a deliberate return to an earlier file). A file
-        older than the newest, or missing here while another instance has one, is deferred
-        for ``ROLLING_DEPLOY`` after the newest was first seen (a deploy under way); past
-        that, a file here is taken as newest itself (the admin went back). One instance on
-        SQLite has no one to defer to: nothing is deferred.
+        whose file it has seen change, appear or go since it last applied them (also while
+        it was stopped), which makes that the newest whatever was seen before: an edit, a
+        removal, or a deliberate return to an earlier file. A file older than the newest, or
+        missing here while another instance has one, is deferred until this instance sees it
+        change: however long that takes, a file nobody changed here is never taken as newer
+        than one somebody did (a host that missed a deploy must not roll it back). One
+        instance on SQLite has no one to defer to: nothing is deferred.
         """
         if not self.shared:
             return set()
@@ -780,28 +787,17 @@ class Ledger:
             seen: dict[str, list[tuple[int, str]]] = {}
             for found in connection.execute(sa.select(_versions)):
                 seen.setdefault(found.calendar, []).append((found.first_seen, found.digest))
-            older = {
-                # A calendar another instance has a file of and this one has not: new, most
-                # likely, its file on its way here. Its rows are not this instance's to cancel.
-                calendar
-                for calendar, versions in seen.items()
-                if calendar not in digests
-                and calendar not in changed
-                and max(versions)[1] != _REMOVED
-                and at - max(versions)[0] < ROLLING_DEPLOY.total_seconds()
-            }
-            for calendar, digest in digests.items():
-                first_seen, newest = max(seen[calendar])
-                if newest == digest:
-                    continue
-                if at - first_seen < ROLLING_DEPLOY.total_seconds():
+        older: set[str] = set()
+        for calendar, versions in seen.items():
+            _, newest = max(versions)
+            mine = digests.get(calendar)
+            if mine is None:
+                # Another instance has a file of it and this one has not: new, most likely,
+                # its file on its way here. Its rows are not this instance's to cancel.
+                if calendar not in changed and newest != _REMOVED:
                     older.add(calendar)
-                    continue
-                connection.execute(
-                    _versions.update()
-                    .where(_versions.c.calendar == calendar, _versions.c.digest == digest)
-                    .values(first_seen=at)
-                )
+            elif newest != mine:
+                older.add(calendar)
         return older
 
     def current(self, calendar: str, digest: str | None) -> bool:

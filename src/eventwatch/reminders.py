@@ -377,8 +377,20 @@ class Reminders:
                 await self._first_wake
         if self.waker is not None:
             self.waker.stop()
-        requeued = await asyncio.to_thread(self.ledger.requeue_in_flight)
-        if requeued:
-            log.warning("unfinished at stop, back to pending", count=requeued)
+        await self._give_back()
         if self.dispatcher is not None:
             await self.dispatcher.delivery.close()
+
+    async def _give_back(self) -> None:
+        """Put this instance's unfinished claims back to pending, if the database answers.
+
+        If it does not, they stay ``sending`` until their lease runs out; then any instance
+        (this one, started again) takes them over.
+        """
+        try:
+            requeued = await asyncio.to_thread(self.ledger.requeue_in_flight)
+        except OperationError as exc:
+            log.warning("claims not given back: taken over when their lease ends", error=str(exc))
+            return
+        if requeued:
+            log.warning("unfinished at stop, back to pending", count=requeued)
