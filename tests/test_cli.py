@@ -483,7 +483,7 @@ class TestMigrateLedger:
             "attempts: 1 copied",
             (
                 f'next: set [database] url = "{postgres_database}" and restart every instance; '
-                f"{db} is left untouched, as a backup"
+                f"{db} stays, as a backup (at this release's schema)"
             ),
         ]
         moved = Ledger(postgres_database)
@@ -500,7 +500,7 @@ class TestMigrateLedger:
         assert (result.code, result.err) == (0, "")
         assert result.out.splitlines()[-1] == (
             "next: start eventwatch on every instance with these settings; "
-            f"{db} is left untouched, as a backup"
+            f"{db} stays, as a backup (at this release's schema)"
         )
         moved = Ledger(postgres_database)
         assert len(moved.rows()) == 1
@@ -566,7 +566,7 @@ class TestMigrateLedger:
         )  # fmt: skip
         assert (done.returncode, done.stdout) == (1, "")
         (line,) = done.stderr.splitlines()
-        assert line.startswith(f"{url}: cannot reach the database: "), line
+        assert line.startswith(f"{url}: the database cannot be reached: "), line
 
     def test_a_state_folder_without_a_ledger_is_one_line_and_exit_2(
         self, run: Runner, site: Site

@@ -175,3 +175,16 @@ def test_json_logs_one_object_a_line(root: Path) -> None:
     lines = [json.loads(line) for line in log.splitlines()]
     assert {"level", "component", "event"} <= set(lines[0])
     assert any(line["event"] == "ready" and "address" in line for line in lines)
+
+
+def test_a_wake_skipped_while_one_runs_is_not_logged(capsys: pytest.CaptureFixture[str]) -> None:
+    """APScheduler's warning that a wake was skipped as one still runs is dropped; others kept."""
+    logs.configure()
+    scheduler = logging.getLogger("apscheduler.scheduler")
+    scheduler.warning(
+        'Execution of job "Reminders.wake" skipped: maximum number of running instances reached (1)'
+    )
+    scheduler.warning("Run time was missed")
+    err = capsys.readouterr().err
+    assert "maximum number of running instances" not in err
+    assert "Run time was missed" in err

@@ -684,13 +684,22 @@ class TestDatabase:
                 )
                 for raw in "@/?#"
             ],
-            (
-                "postgresql://u@h/ev?password=x",
+            *[
                 (
-                    f"'postgresql://u@h/ev?password=***' {UNUSABLE}?password= would show wherever "
-                    f"the URL is printed: use password_file instead{FORM}"
-                ),
-            ),
+                    f"postgresql://u@h/ev?{query}",
+                    (
+                        f"'postgresql://u@h/ev?***' {UNUSABLE}a password in its query would "
+                        f"show wherever the URL is printed: use password_file{FORM}"
+                    ),
+                )
+                # However written: a key, an encoded key, inside another value, any case.
+                for query in (
+                    "password=x",
+                    "pass%77ord=x",
+                    "sslmode=disable;password=x",
+                    "sslmode=require&PassWord=x",
+                )
+            ],
             (
                 "postgresql://u@h/e v",
                 (

@@ -209,8 +209,8 @@ def _parser() -> argparse.ArgumentParser:
         help="copy the SQLite ledger into an empty PostgreSQL database",
         description="Copy the SQLite ledger in state_dir (revisions, reminders, attempts) into "
         "an empty PostgreSQL database in one transaction, with no daemon running on the state "
-        "folder. The SQLite file is left as it was, as a backup; then set [database] url and "
-        "start the instances.",
+        "folder. The SQLite file stays, as a backup (upgraded to this release's schema if "
+        "older); then set [database] url and start the instances.",
     )
     migrate.add_argument(
         "--to",
@@ -343,7 +343,7 @@ def _migrate_ledger(args: argparse.Namespace) -> int:
         step = "start eventwatch on every instance with these settings"
     else:
         step = f'set [database] url = "{settings.masked_url(url)}" and restart every instance'
-    print(f"next: {step}; {backup} is left untouched, as a backup")
+    print(f"next: {step}; {backup} stays, as a backup (at this release's schema)")
     return 0
 
 

@@ -90,6 +90,22 @@ def configure(level: str = "info", fmt: Format = "text") -> None:
     logging.getLogger("uvicorn.access").disabled = True
     # APScheduler reports every job it adds at info: one line per re-arm is noise.
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    scheduler = logging.getLogger("apscheduler.scheduler")
+    if not any(isinstance(f, _OneWakeAtATime) for f in scheduler.filters):
+        scheduler.addFilter(_OneWakeAtATime())
+
+
+class _OneWakeAtATime(logging.Filter):
+    """Drop APScheduler's warning that a wake was skipped while one still ran.
+
+    A wake runs one at a time on purpose (``max_instances=1``), and a wake that finds one
+    running is not needed: that one goes on until nothing is due. During a long batch the
+    poll would otherwise log this every few seconds.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Keep every record but that one."""
+        return "maximum number of running instances reached" not in record.getMessage()
 
 
 class Log:

@@ -16,7 +16,7 @@ import typing
 from datetime import time, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Self
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import unquote, urlsplit
 
 from pydantic import (
     AfterValidator,
@@ -210,6 +210,9 @@ def masked_url(text: str) -> str:
     user, colon, _ = rest[: max(at, 0)].partition(":")
     if at >= 0 and colon:
         rest = f"{user}:***{rest[at:]}"
+    path, mark, query = rest.partition("?")
+    if "password" in unquote(query).lower():  # however written: pass%77ord, a;password=
+        return f"{head}{sep}{path}{mark}***"
     return _QUERY_PASSWORD.sub(r"\1***", head + sep + rest)
 
 
@@ -237,8 +240,8 @@ def _unusable_url(url: str) -> str | None:
         (not parts.hostname, "it names no host"),
         (not parts.path.removeprefix("/"), "it names no database"),
         (
-            any(key.lower() == "password" for key, _ in parse_qsl(parts.query)),
-            "?password= would show wherever the URL is printed: use password_file instead",
+            "password" in unquote(parts.query).lower(),
+            "a password in its query would show wherever the URL is printed: use password_file",
         ),
     )
     return next((reason for failed, reason in checks if failed), None)
