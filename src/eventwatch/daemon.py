@@ -66,17 +66,18 @@ def now() -> datetime:
 
 def publish(
     loaded: inputs.Inputs,
-    ledger: publication.RevisionStore,
+    store: publication.RevisionStore,
     renderer: feeds.Renderer,
     deferred: Collection[str] = (),
 ) -> publication.Publication:
     """Render every feed of ``loaded`` and keep the encoded events for the next start.
 
-    The calendars in ``deferred`` change nothing in the ledger (see ``Ledger.deferred``).
+    Revisions come from ``store`` (the ledger, or a read-only view of it); the calendars in
+    ``deferred`` change nothing there (see ``Ledger.deferred``).
     """
     settings = loaded.settings
     options = publication.Options.of(settings)
-    built = publication.build(loaded.calendars, options, ledger, renderer, now(), deferred=deferred)
+    built = publication.build(loaded.calendars, options, store, renderer, now(), deferred=deferred)
     body = built.rendered[publication.ALL].body
     try:
         feedcache.save(settings.state_dir, body, renderer.placements(body))

@@ -15,7 +15,7 @@ import types
 import typing
 from datetime import time, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal, Self
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Protocol, Self
 from urllib.parse import unquote, urlsplit
 
 from pydantic import (
@@ -150,19 +150,43 @@ class SmtpSettings(Section):
 
     @model_validator(mode="after")
     def _read_password_file(self) -> Self:
-        if self.password_file is None:
-            return self
-        if self.password is not None:
-            raise InvalidField(("password_file",), "set password or password_file, not both")
-        secret = _read_secret(self.password_file, ("password_file",), "the password file")
-        # The model is frozen for everyone else; this is its own validator completing it.
-        object.__setattr__(self, "password", SecretStr(secret))
+        _password_from_file(self)
         return self
 
     @property
     def effective_port(self) -> int:
         """The port to connect to: the setting, else the standard one for the security mode."""
         return self.port or {"starttls": 587, "tls": 465, "none": 25}[self.security]
+
+
+class _Secured(Protocol):
+    """A section with a password, given as such or as a file to read."""
+
+    @property
+    def password(self) -> SecretStr | None:
+        """The password, if given or read."""
+
+    @property
+    def password_file(self) -> Path | None:
+        """The file to read it from, if given."""
+
+
+def _one_password(section: _Secured) -> None:
+    """Refuse a section given both ``password`` and ``password_file``."""
+    if section.password_file is not None and section.password is not None:
+        raise InvalidField(("password_file",), "set password or password_file, not both")
+
+
+def _password_from_file(section: _Secured) -> None:
+    """Read ``password_file`` into ``password``: the section's own validator completing it.
+
+    The section is frozen for everyone else.
+    """
+    _one_password(section)
+    if section.password_file is None:
+        return
+    secret = _read_secret(section.password_file, ("password_file",), "the password file")
+    object.__setattr__(section, "password", SecretStr(secret))
 
 
 def _credential(name: str) -> Path | None:
@@ -314,8 +338,7 @@ class DatabaseSettings(Section):
 
     @model_validator(mode="after")
     def _read_password_file(self) -> Self:
-        if self.password_file is not None and self.password is not None:
-            raise InvalidField(("password_file",), "set password or password_file, not both")
+        _one_password(self)
         given = "password_file" if self.password_file is not None else "password"
         if self.url is None and getattr(self, given) is not None:
             # Likely a url forgotten or misspelt: each instance would keep a SQLite ledger
@@ -325,11 +348,7 @@ class DatabaseSettings(Section):
         if getattr(self, given) is not None and self.url_has_password:
             message = f"the url holds a password too: give the password once, in {given} or the url"
             raise InvalidField((given,), message)
-        if self.password_file is None:
-            return self
-        secret = _read_secret(self.password_file, ("password_file",), "the password file")
-        # The model is frozen for everyone else; this is its own validator completing it.
-        object.__setattr__(self, "password", SecretStr(secret))
+        _password_from_file(self)
         return self
 
     @property
