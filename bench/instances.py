@@ -32,7 +32,6 @@ from __future__ import annotations
 import collections
 import contextlib
 import os
-import platform
 import re
 import shutil
 import signal
@@ -57,6 +56,9 @@ GRACE = 2.0  # seconds to wait after the last expected message: a copy sent twic
 TIMEOUT = 60.0  # seconds after due by which every message must have arrived
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+
+from provenance import machine, revision  # noqa: E402 - from this folder, on the path above
 COMMAND = Path(sys.executable).parent / "eventwatch"
 MESSAGE_ID = re.compile(rb"^Message-ID:[ \t]*(\S+)", re.IGNORECASE | re.MULTILINE)
 
@@ -529,42 +531,6 @@ def round_trips(before: dict[str, int], after: dict[str, int]) -> dict[str, floa
 
 
 # -- the report ------------------------------------------------------------------------------
-
-
-def machine() -> str:
-    """Host name, cores, CPU model and Python version."""
-    model = "unknown CPU"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    return f"{platform.node()}: {os.cpu_count()} cores, {model}, Python {platform.python_version()}"
-
-
-def revision() -> str:
-    """The commit measured, and whether src/ differs from it (others may be editing it).
-
-    The daemons import eventwatch as this process does: from elsewhere when PYTHONPATH says
-    so (a copy of one commit's src/, say), and then that is what was measured.
-    """
-    import eventwatch
-
-    used = Path(eventwatch.__file__).resolve().parent.parent
-    if used != ROOT / "src":
-        return f"eventwatch imported from {used}"
-    found = subprocess.run(
-        ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
-        capture_output=True, text=True, check=False,
-    ).stdout.strip()  # fmt: skip
-    dirty = subprocess.run(
-        ["git", "-C", str(ROOT), "status", "--porcelain", "--", "src"],
-        capture_output=True, text=True, check=False,
-    ).stdout.split()  # fmt: skip
-    changed = [p for p in dirty if p.startswith("src/")]
-    if not changed:
-        return found or "unknown"
-    return f"{found or 'unknown'} with uncommitted changes in {', '.join(changed)}"
 
 
 def report(results: list[Result], pg_note: str) -> None:  # noqa: C901 - one table after another

@@ -29,12 +29,10 @@ processes themselves.
 
 from __future__ import annotations
 
-import contextlib
 import cProfile
 import io
 import json
 import os
-import platform
 import pstats
 import random
 import statistics
@@ -49,6 +47,8 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 COMMAND = Path(sys.executable).parent / "eventwatch"
 sys.path.insert(0, str(HERE))
+
+from provenance import machine, revision  # noqa: E402 - from this folder, on the path above
 
 EVENTS = 10000
 EDITED = 5000  # the event whose title changes in target 2
@@ -257,42 +257,6 @@ class Folders:
 
 
 # -- the report ---------------------------------------------------------------------------------
-
-
-def machine() -> str:
-    """Host name, cores, CPU model, memory and Python version."""
-    model = "unknown CPU"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    memory = ""
-    with contextlib.suppress(OSError, ValueError, IndexError):
-        kib = int(Path("/proc/meminfo").read_text().split()[1])
-        memory = f", {kib / 2**20:.0f} GiB"
-    return f"{platform.node()}: {os.cpu_count()} cores, {model}{memory}, Python {platform.python_version()}"
-
-
-def revision() -> str:
-    """The commit measured, and whether src/ differs from it (others may be editing it)."""
-    import eventwatch  # noqa: PLC0415
-
-    used = Path(eventwatch.__file__).resolve().parent.parent
-    if used != ROOT / "src":
-        return f"eventwatch imported from {used}"
-    found = subprocess.run(
-        ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
-        capture_output=True, text=True, check=False,
-    ).stdout.strip()  # fmt: skip
-    dirty = subprocess.run(
-        ["git", "-C", str(ROOT), "status", "--porcelain", "--", "src"],
-        capture_output=True, text=True, check=False,
-    ).stdout.split()  # fmt: skip
-    changed = [p for p in dirty if p.startswith("src/")]
-    if not changed:
-        return f"{found or 'unknown'} (src/ clean)"
-    return f"{found or 'unknown'} with uncommitted changes in {', '.join(changed)}"
 
 
 def versions() -> str:
