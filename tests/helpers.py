@@ -41,6 +41,9 @@ if TYPE_CHECKING:
 COMMAND = Path(sys.executable).parent / "eventwatch"
 """The installed ``eventwatch`` command, as an admin runs it."""
 
+LIBFAKETIME = sorted(Path("/usr/lib").glob("*/faketime/libfaketimeMT.so.1"))
+"""Debian's faketime package: moves a daemon's wall clock, not its monotonic one."""
+
 SECRET = "s3cret-Pa55"  # noqa: S105 - a test value
 """The SMTP password ``Recorder`` accepts for ``eventwatch``."""
 

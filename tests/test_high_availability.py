@@ -13,7 +13,6 @@ import signal
 import socket
 import time
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
@@ -22,6 +21,7 @@ from eventwatch.ledger import Ledger
 from eventwatch.policy import Status
 
 from .helpers import (
+    LIBFAKETIME,
     Recorder,
     Running,
     Server,
@@ -34,11 +34,9 @@ from .helpers import (
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
+    from pathlib import Path
 
     from .conftest import PostgresServer
-
-LIBFAKETIME = sorted(Path("/usr/lib").glob("*/faketime/libfaketimeMT.so.1"))
-"""Debian's faketime package: skews one daemon's wall clock, not its monotonic one."""
 
 
 def _site(root: Path, smtp_port: int, database: str, lease: str = "PT2M") -> Path:

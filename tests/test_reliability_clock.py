@@ -9,12 +9,17 @@ from pathlib import Path
 
 import pytest
 
-from .helpers import Recorder, Running, Server, wait_for, write_calendar, write_settings
+from .helpers import (
+    LIBFAKETIME,
+    Recorder,
+    Running,
+    Server,
+    wait_for,
+    write_calendar,
+    write_settings,
+)
 
 pytestmark = pytest.mark.reliability
-
-LIBFAKETIME = sorted(Path("/usr/lib").glob("*/faketime/libfaketimeMT.so.1"))
-"""Debian's faketime package: moves the daemon's wall clock, not its monotonic one."""
 
 
 def _cpu_seconds(pid: int) -> float:
