@@ -13,7 +13,7 @@ from eventwatch.export import export
 from eventwatch.models import Calendar, ReminderPolicy
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Collection, Iterable
     from pathlib import Path
 
     from eventwatch.revisions import Revision
@@ -29,9 +29,9 @@ class Revisions:
         """Hold no revision yet."""
         self.stored: dict[str, Revision] = {}
 
-    def revisions(self) -> dict[str, Revision]:
-        """Every stored revision by UID."""
-        return dict(self.stored)
+    def revisions(self, uids: Collection[str] | None = None) -> dict[str, Revision]:
+        """The stored revisions of ``uids`` (every one if None) by UID."""
+        return {u: r for u, r in self.stored.items() if uids is None or u in uids}
 
     def save_revisions(self, changed: Iterable[Revision]) -> dict[str, Revision]:
         """Keep new or changed revisions; what is kept of them."""

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from eventwatch import feeds, publication
 from eventwatch.ledger import Ledger
-from eventwatch.models import Calendar, ReminderPolicy
+from eventwatch.models import Calendar, ReminderPolicy, calendar_of
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Collection, Iterable
     from pathlib import Path
 
     from eventwatch.revisions import Revision
@@ -106,7 +110,7 @@ class _Stale:
     def __init__(self, ledger: Ledger) -> None:
         self.ledger = ledger
 
-    def revisions(self) -> dict[str, Revision]:
+    def revisions(self, _uids: Collection[str] | None = None) -> dict[str, Revision]:
         """Nothing, as read before the other instance's save."""
         return {}
 
@@ -147,3 +151,109 @@ def test_a_deferred_calendar_is_served_as_stored_and_changes_nothing(tmp_path: P
     assert served.content != stored["c/a@eventwatch"].content  # not to be cached as the newer
     assert "d/b@eventwatch" in ledger.revisions()  # other calendars are revised as ever
     ledger.close()
+
+
+class _Memory:
+    """A revision store in memory that counts what each build asks for and saves."""
+
+    def __init__(self) -> None:
+        self.stored: dict[str, Revision] = {}
+        self.asked: list[str] = []
+        self.saved: list[str] = []
+
+    def revisions(self, uids: Collection[str] | None = None) -> dict[str, Revision]:
+        """The stored revisions of ``uids`` (every one if None)."""
+        if uids is not None:
+            self.asked.extend(uids)
+        return {u: r for u, r in self.stored.items() if uids is None or u in uids}
+
+    def save_revisions(self, changed: Iterable[Revision]) -> dict[str, Revision]:
+        """Keep ``changed``; what is kept of them."""
+        saved = {r.uid: r for r in changed}
+        self.saved.extend(saved)
+        self.stored |= saved
+        return saved
+
+
+def _events(count: int, edits: dict[int, dict[str, Any]]) -> list[dict[str, Any]]:
+    """``count`` events, each changed by ``edits`` (``None`` values remove the event)."""
+    made = []
+    for n in range(count):
+        event = {"id": f"e{n}", "title": f"E{n}", "start": date(2026, 5, 1 + n % 28)}
+        edit = edits.get(n, {})
+        if edit.get("remove"):
+            continue
+        made.append(event | {k: v for k, v in edit.items() if k != "remove"})
+    return made
+
+
+_EDIT = st.fixed_dictionaries(
+    {},
+    optional={
+        "title": st.sampled_from(["Moved", "Renamed"]),
+        "location": st.sampled_from(["X", "Y"]),
+        "description": st.sampled_from(["d", "e"]),
+        "start": st.sampled_from([date(2026, 6, 1), date(2026, 6, 2)]),
+        "remove": st.booleans(),
+    },
+)
+_STEP = st.tuples(
+    st.dictionaries(st.integers(0, 11), _EDIT, max_size=4),
+    st.sampled_from([(), ("c",), ("d",)]),  # calendars another instance holds newer
+    st.booleans(),  # alarms in the feed
+    st.sampled_from(["P1D", "PT2H"]),  # calendar c's reminder
+)
+
+
+@given(st.lists(_STEP, min_size=1, max_size=5))
+def test_a_build_from_the_last_is_the_build_from_scratch(steps: list[Any]) -> None:
+    """Reusing the last publication's unchanged events gives what building them all again does.
+
+    The same bytes of every feed, the same events bumped and the same revisions stored, for
+    any series of edits, removals, deferred calendars and policy changes, and whatever the
+    instance with the newer file of a deferred calendar stores meanwhile.
+    """
+    incremental, scratch = _Memory(), _Memory()
+    last: publication.Publication | None = None
+    for n, (edits, deferred, alarms, offset) in enumerate(steps):
+        options = publication.Options(timedelta(hours=1), alarms=alarms, defaults=ReminderPolicy())
+        cals = (
+            Calendar.model_validate(
+                {"id": "c", "name": "C", "timezone": "Europe/Brussels",
+                 "reminders": {"offsets": [offset]}, "events": _events(12, edits)},
+            ),
+            calendar("d", *_events(3, {})),
+        )  # fmt: skip
+        when = FIRST + timedelta(days=n)
+        for store in (incremental, scratch):
+            for uid, stored in store.stored.items():
+                if calendar_of(uid) in deferred:  # the other instance moves its events
+                    store.stored[uid] = replace(stored, sequence=stored.sequence + 1)
+        made = publication.build(
+            cals, options, incremental, feeds.Renderer(), when, deferred=deferred, last=last
+        )
+        again = publication.build(cals, options, scratch, feeds.Renderer(), when, deferred=deferred)
+        assert {k: f.body for k, f in made.rendered.items()} == {
+            k: f.body for k, f in again.rendered.items()
+        }
+        assert made.bumped == again.bumped
+        assert incremental.stored == scratch.stored
+        last = made
+
+
+def test_a_build_after_one_edit_reads_and_saves_that_event_alone() -> None:
+    """Unchanged events are neither read from the store nor fingerprinted nor saved again."""
+    store = _Memory()
+    events = _events(50, {})
+    first = publication.build((calendar("c", *events),), OPTIONS, store, feeds.Renderer(), FIRST)
+    store.asked.clear()
+    store.saved.clear()
+    edited = _events(50, {7: {"title": "Edited"}})
+    second = publication.build(
+        (calendar("c", *edited),), OPTIONS, store, feeds.Renderer(), LATER, last=first
+    )
+    assert (store.asked, store.saved) == (["c/e7@eventwatch"], ["c/e7@eventwatch"])
+    assert second.bumped == ("c/e7@eventwatch",)
+    assert [e.revision for e in second.entries if e.event.id != "e7"] == [
+        e.revision for e in first.entries if e.event.id != "e7"
+    ]

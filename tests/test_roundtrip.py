@@ -27,7 +27,7 @@ from eventwatch.models import Calendar, Event, ReminderPolicy
 from .helpers import calendar, render
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Collection, Iterable
 
     from eventwatch.revisions import Revision
 
@@ -280,7 +280,7 @@ def header_seen_by_ical(body: bytes) -> tuple[list[str], list[str]]:
 class Store:
     """A revision store that keeps nothing between builds."""
 
-    def revisions(self) -> dict[str, Revision]:
+    def revisions(self, _uids: Collection[str] | None = None) -> dict[str, Revision]:
         """No revision is stored: every event is new."""
         return {}
 

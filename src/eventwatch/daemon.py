@@ -69,15 +69,19 @@ def publish(
     store: publication.RevisionStore,
     renderer: feeds.Renderer,
     deferred: Collection[str] = (),
+    last: publication.Publication | None = None,
 ) -> publication.Publication:
     """Render every feed of ``loaded`` and keep the encoded events for the next start.
 
     Revisions come from ``store`` (the ledger, or a read-only view of it); the calendars in
-    ``deferred`` change nothing there (see ``Ledger.deferred``).
+    ``deferred`` change nothing there (see ``Ledger.deferred``). Events ``last`` (built from
+    the same store) holds unchanged are taken from it.
     """
     settings = loaded.settings
     options = publication.Options.of(settings)
-    built = publication.build(loaded.calendars, options, store, renderer, now(), deferred=deferred)
+    built = publication.build(
+        loaded.calendars, options, store, renderer, now(), deferred=deferred, last=last
+    )
     body = built.rendered[publication.ALL].body
     try:
         feedcache.save(settings.state_dir, body, renderer.placements(body))
@@ -273,6 +277,8 @@ class Daemon:
         """The calendar files last applied, by calendar id (their SHA-256); None: never yet."""
         self._deferring: set[str] = set()
         self._ledger_silent = False
+        self._published: publication.Publication | None = None
+        """The last publication built, whose unchanged events the next build reuses."""
 
     def _load(self) -> inputs.Inputs:
         return inputs.load(self.config, self.overrides)
@@ -372,7 +378,8 @@ class Daemon:
         self, loaded: inputs.Inputs, ledger: Ledger, deferred: Collection[str] = ()
     ) -> publication.Publication:
         began = time.perf_counter()
-        built = publish(loaded, ledger, self.renderer, deferred)
+        built = publish(loaded, ledger, self.renderer, deferred, self._published)
+        self._published = built
         self.metrics.render.observe(time.perf_counter() - began)
         self.metrics.loaded(len(loaded.calendars), built.event_count)
         return built
@@ -633,9 +640,9 @@ class _ReadOnly:
     def __init__(self, ledger: Ledger) -> None:
         self._ledger = ledger
 
-    def revisions(self) -> dict[str, Revision]:
+    def revisions(self, uids: Collection[str] | None = None) -> dict[str, Revision]:
         """What the ledger holds."""
-        return self._ledger.revisions()
+        return self._ledger.revisions(uids)
 
     def save_revisions(self, changed: Iterable[Revision]) -> dict[str, Revision]:
         """Nothing is stored: the revisions as made."""

@@ -565,11 +565,24 @@ class Ledger:
                         connection.exec_driver_sql(f"ALTER TABLE reminders ADD COLUMN {column}")
             connection.execute(_schema.update().values(version=SCHEMA_VERSION))
 
-    def revisions(self) -> dict[str, Revision]:
-        """Every stored revision by UID."""
+    def revisions(self, uids: Collection[str] | None = None) -> dict[str, Revision]:
+        """The stored revisions of ``uids`` (every one if None) by UID; one round trip a chunk."""
+        if uids is None:
+            with self._connect() as connection:
+                rows = connection.execute(sa.select(_revisions)).all()
+            return {row.uid: _revision(row) for row in rows}
+        wanted = list(uids)
+        found: dict[str, Revision] = {}
+        if not wanted:
+            return found
         with self._connect() as connection:
-            rows = connection.execute(sa.select(_revisions)).all()
-        return {row.uid: _revision(row) for row in rows}
+            # In chunks: SQLite limits the number of parameters of one statement.
+            for start in range(0, len(wanted), _CHUNK):
+                query = sa.select(_revisions).where(
+                    _revisions.c.uid.in_(wanted[start : start + _CHUNK])
+                )
+                found.update((row.uid, _revision(row)) for row in connection.execute(query))
+        return found
 
     def _insert(self) -> Callable[[sa.Table], Any]:
         """The INSERT construct of this database's dialect, which knows ``ON CONFLICT``."""

@@ -27,8 +27,8 @@ _VARIANTS = 64  # category-filtered feeds kept per publication
 class RevisionStore(Protocol):
     """Where revisions persist between runs (the ledger)."""
 
-    def revisions(self) -> dict[str, Revision]:
-        """Every stored revision by UID."""
+    def revisions(self, uids: Collection[str] | None = None) -> dict[str, Revision]:
+        """The stored revisions of ``uids`` (of every event if None), by UID."""
         ...
 
     def save_revisions(self, changed: Iterable[Revision]) -> Mapping[str, Revision]:
@@ -69,6 +69,9 @@ class Publication:
     renderer: feeds.Renderer = field(repr=False)
     bumped: tuple[str, ...] = ()
     """UIDs of events whose time, place, title or status changed since last published."""
+    options: Options | None = None
+    deferred: frozenset[str] = frozenset()
+    """The calendars served with their stored revisions (see ``build``)."""
     _variants: dict[tuple[str, frozenset[str]], feeds.Feed] = field(
         default_factory=dict, repr=False
     )
@@ -152,6 +155,29 @@ def _all_header(calendars: Sequence[Calendar], refresh: timedelta) -> feeds.Head
     return feeds.Header("All calendars", f"Every event of: {names}", refresh)
 
 
+def _unchanged(
+    last: Publication | None,
+    calendars: tuple[Calendar, ...],
+    options: Options,
+    deferred: Collection[str],
+) -> dict[str, feeds.Entry]:
+    """The entries of ``last`` still right: the same event, alarms and calendar not deferred.
+
+    An event equal to the one last built was revised then against what the store held, and
+    nothing but a newer file of its calendar (which defers it) changes that: so its entry
+    stands, and neither its fingerprints nor its stored revision are needed again.
+    """
+    if last is None:
+        return {}
+    same_policy = last.options == options and {c.id: c.reminders for c in last.calendars} == {
+        c.id: c.reminders for c in calendars
+    }
+    if not same_policy:
+        return {}
+    held = set(deferred) | last.deferred
+    return {e.event.uid: e for e in last.entries if e.event.calendar not in held}
+
+
 def build(  # noqa: PLR0913 - what a publication is made of, and what it may not change
     calendars: tuple[Calendar, ...],
     options: Options,
@@ -160,23 +186,39 @@ def build(  # noqa: PLR0913 - what a publication is made of, and what it may not
     now: datetime,
     *,
     deferred: Collection[str] = (),
+    last: Publication | None = None,
 ) -> Publication:
     """Revise every event against the store, save what changed, and render every feed.
 
     Events of a calendar in ``deferred`` (another instance holds a newer file of it) are
-    served with their stored revision, if any, and change nothing in the store.
+    served with their stored revision, if any, and change nothing in the store. Given the
+    publication ``last`` built from the same store, events it holds unchanged are taken from
+    it as they are: the cost of a build follows what changed.
     """
-    previous = store.revisions()
+    events = in_start_order(calendars)
+    kept = _unchanged(last, calendars, options, deferred)
+    reused: dict[str, feeds.Entry] = {}
+    for event in events:
+        entry = kept.get(event.uid)
+        if entry is not None and entry.event == event:
+            reused[event.uid] = entry
+    fresh = [e for e in events if e.uid not in reused]
+    previous = store.revisions(None if last is None else [e.uid for e in fresh])
     policies = {c.id: c.reminders for c in calendars}
-    revised = [(e, revise(e, previous.get(e.uid), now)) for e in in_start_order(calendars)]
+    revised = {e.uid: revise(e, previous.get(e.uid), now) for e in fresh}
     # Stored before anything is served, so that no client sees a revision a restart would undo;
     # served as stored, so that instances sharing the store serve the same bytes.
     stored = store.save_revisions(
-        r for e, r in revised if r is not previous.get(e.uid) and e.calendar not in deferred
-    )
+        r for e, r in zip(fresh, revised.values(), strict=True)
+        if r is not previous.get(e.uid) and e.calendar not in deferred
+    )  # fmt: skip
     entries: list[feeds.Entry] = []
     bumped: list[str] = []
-    for event, made in revised:
+    for event in events:
+        if event.uid in reused:
+            entries.append(reused[event.uid])
+            continue
+        made = revised[event.uid]
         before = previous.get(event.uid)
         if event.calendar in deferred:
             # The stored SEQUENCE and LAST-MODIFIED, with this file's own fingerprints: the
@@ -216,4 +258,6 @@ def build(  # noqa: PLR0913 - what a publication is made of, and what it may not
         built=now,
         renderer=renderer,
         bumped=tuple(bumped),
+        options=options,
+        deferred=frozenset(deferred),
     )
