@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import date
 from typing import TYPE_CHECKING
 
@@ -321,3 +322,77 @@ def test_a_link_is_named_as_it_is_in_the_folder(site: Site, tmp_path: Path) -> N
     assert [p.split(":")[:2] for p in problems_of(site.calendars)] == [
         ["calendars/linked.toml", "1"]
     ]
+
+
+class TestKnownFiles:
+    """A reload reads only the calendar files that changed; the result is a full read's."""
+
+    @pytest.fixture
+    def folder(self, tmp_path: Path) -> Path:
+        """Three valid calendar files."""
+        for name in ("a", "b", "c"):
+            (tmp_path / f"{name}.toml").write_text(MINIMAL_CALENDAR, encoding="utf-8")
+        return tmp_path
+
+    @pytest.fixture
+    def reads(self, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+        """The names of the files read from now on."""
+        read: list[str] = []
+        original = calendars.tomlfile.read
+
+        def counting(path: Path) -> calendars.tomlfile.Document:
+            read.append(path.name)
+            return original(path)
+
+        monkeypatch.setattr(calendars.tomlfile, "read", counting)
+        return read
+
+    def test_unchanged_files_are_not_read_again(self, folder: Path, reads: list[str]) -> None:
+        """After an edit of one file, that file alone is read, and the result is a full read's."""
+        known = calendars.Known()
+        calendars.read(folder, known)
+        assert reads == ["a.toml", "b.toml", "c.toml"]
+        reads.clear()
+        edited = MINIMAL_CALENDAR.replace('name = "', 'name = "Edited ', 1)
+        assert edited != MINIMAL_CALENDAR
+        (folder / "b.toml").write_text(edited, encoding="utf-8")
+        again = calendars.read(folder, known)
+        assert reads == ["b.toml"]
+        assert again == calendars.read(folder)
+        assert again[0][1].name.startswith("Edited ")
+
+    def test_a_rewrite_of_the_same_size_and_time_is_read(
+        self, folder: Path, reads: list[str]
+    ) -> None:
+        """A file rewritten to the same length with its old modification time put back is new."""
+        known = calendars.Known()
+        calendars.read(folder, known)
+        path = folder / "a.toml"
+        before = path.stat()
+        same_size = MINIMAL_CALENDAR.replace('name = "', 'name = "x', 1).replace(" ", "", 1)
+        assert len(same_size) == len(MINIMAL_CALENDAR)
+        path.write_text(same_size, encoding="utf-8")
+        os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+        reads.clear()
+        found, _ = calendars.read(folder, known)
+        assert reads == ["a.toml"]
+        assert found == calendars.read(folder)[0]
+
+    def test_broken_removed_and_replaced_files(self, folder: Path, reads: list[str]) -> None:
+        """A broken file is an error each time; a removed file is gone; a replaced one is read."""
+        known = calendars.Known()
+        calendars.read(folder, known)
+        (folder / "a.toml").write_text("broken = \n", encoding="utf-8")
+        for _ in range(2):
+            with pytest.raises(CalendarError, match=r"a\.toml:1"):
+                calendars.read(folder, known)
+        (folder / "a.toml").unlink()
+        (folder / "new.toml").write_text(MINIMAL_CALENDAR, encoding="utf-8")
+        (folder / "c.toml").rename(folder / "c.old")
+        (folder / "c.toml").write_text(MINIMAL_CALENDAR, encoding="utf-8")
+        reads.clear()
+        found, digests = calendars.read(folder, known)
+        assert sorted(reads) == ["c.toml", "new.toml"]
+        assert [c.id for c in found] == ["b", "c", "new"]
+        assert (found, digests) == calendars.read(folder)
+        assert sorted(p.name for p in known.files) == ["b.toml", "c.toml", "new.toml"]  # no leak

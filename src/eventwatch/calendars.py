@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
@@ -64,15 +65,41 @@ def parse(doc: tomlfile.Document) -> Calendar:
     return calendar
 
 
+Stamp = tuple[int, int, int, int, int]
+"""What identifies one version of a file without reading it: device, inode, size, mtime, ctime."""
+
+
+@dataclass
+class Known:
+    """The calendar files read last time, reused while a file's stamp is unchanged.
+
+    The stamp is taken before the file is read: a file changed while it is read has a newer
+    stamp next time, and is read again then.
+    """
+
+    files: dict[Path, tuple[Stamp, Calendar, str]] = field(default_factory=dict)
+
+
+def _stamp(path: Path) -> Stamp | None:
+    try:
+        found = path.stat()
+    except OSError:
+        return None  # reading it will say why
+    return (found.st_dev, found.st_ino, found.st_size, found.st_mtime_ns, found.st_ctime_ns)
+
+
 def load(directory: Path) -> tuple[Calendar, ...]:
     """Read every calendar file in ``directory``; a broken file never hides another's errors."""
     return read(directory)[0]
 
 
-def read(directory: Path) -> tuple[tuple[Calendar, ...], dict[str, str]]:
+def read(
+    directory: Path, known: Known | None = None
+) -> tuple[tuple[Calendar, ...], dict[str, str]]:
     """``load``, and the SHA-256 of each calendar's file by calendar id.
 
     Instances sharing a ledger compare these to tell which of them holds the newer file.
+    Files ``known`` holds unchanged are not read again; ``known`` learns the others.
     """
     shown = tomlfile.display(directory)
     if not directory.is_dir():
@@ -83,15 +110,26 @@ def read(directory: Path) -> tuple[tuple[Calendar, ...], dict[str, str]]:
     calendars: list[Calendar] = []
     digests: dict[str, str] = {}
     found: list[Problem] = []
+    learnt: dict[Path, tuple[Stamp, Calendar, str]] = {}
     for path in paths:
-        try:
-            doc = tomlfile.read(path)
-            calendar = parse(doc)
-        except InvalidInputError as exc:
-            found.extend(exc.problems)
-            continue
+        stamp = _stamp(path)
+        before = known.files.get(path) if known is not None else None
+        if before is not None and stamp is not None and before[0] == stamp:
+            _, calendar, digest = before
+        else:
+            try:
+                doc = tomlfile.read(path)
+                calendar = parse(doc)
+            except InvalidInputError as exc:
+                found.extend(exc.problems)
+                continue
+            digest = hashlib.sha256(doc.text.encode()).hexdigest()
         calendars.append(calendar)
-        digests[calendar.id] = hashlib.sha256(doc.text.encode()).hexdigest()
+        digests[calendar.id] = digest
+        if stamp is not None:
+            learnt[path] = (stamp, calendar, digest)
     if found:
         raise CalendarError(found)
+    if known is not None:
+        known.files = learnt
     return tuple(calendars), digests

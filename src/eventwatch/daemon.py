@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, TypeVar
 
 import uvicorn
 
-from eventwatch import export as static
 from eventwatch import (
+    calendars,
     feedcache,
     feeds,
     files,
@@ -29,6 +29,7 @@ from eventwatch import (
     systemd,
     web,
 )
+from eventwatch import export as static
 from eventwatch.errors import (
     EventwatchError,
     InvalidInputError,
@@ -277,11 +278,13 @@ class Daemon:
         """The calendar files last applied, by calendar id (their SHA-256); None: never yet."""
         self._deferring: set[str] = set()
         self._ledger_silent = False
+        self._known = calendars.Known()
+        """The calendar files read so far: a reload reads only those that changed."""
         self._published: publication.Publication | None = None
         """The last publication built, whose unchanged events the next build reuses."""
 
     def _load(self) -> inputs.Inputs:
-        return inputs.load(self.config, self.overrides)
+        return inputs.load(self.config, self.overrides, self._known)
 
     async def run(self) -> None:
         """Load everything, serve until SIGTERM or SIGINT, then stop cleanly.

@@ -27,11 +27,16 @@ class Inputs:
     """The SHA-256 of each calendar's file, by calendar id."""
 
 
-def load(config: Path | None = None, overrides: list[str] | None = None) -> Inputs:
+def load(
+    config: Path | None = None,
+    overrides: list[str] | None = None,
+    known: calendars.Known | None = None,
+) -> Inputs:
     """Read and validate settings and calendars; raises ``InvalidInputError`` with every problem.
 
     Settings problems do not hide calendar problems: while the settings still name a valid
-    calendars folder, its files are checked in the same pass.
+    calendars folder, its files are checked in the same pass. Calendar files ``known`` holds
+    unchanged are not read again (see ``calendars.read``).
     """
     found: list[Problem] = []
     loaded: settings.Settings | None = None
@@ -45,7 +50,7 @@ def load(config: Path | None = None, overrides: list[str] | None = None) -> Inpu
     if folder is None:
         raise InvalidInputError(found)
     try:
-        read, digests = calendars.read(folder)
+        read, digests = calendars.read(folder, known)
     except CalendarError as exc:
         found.extend(exc.problems)
     if found or loaded is None:
