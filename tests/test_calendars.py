@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
+import time
 from datetime import date
 from typing import TYPE_CHECKING
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from eventwatch import calendars
 from eventwatch.errors import CalendarError
@@ -327,11 +330,18 @@ def test_a_link_is_named_as_it_is_in_the_folder(site: Site, tmp_path: Path) -> N
 class TestKnownFiles:
     """A reload reads only the calendar files that changed; the result is a full read's."""
 
+    @staticmethod
+    def write(path: Path, text: str) -> None:
+        """Write ``text`` as a file last modified an hour ago: no longer racy (``RACY``)."""
+        path.write_text(text, encoding="utf-8")
+        hour_ago = time.time_ns() - 3600 * 10**9
+        os.utime(path, ns=(hour_ago, hour_ago))
+
     @pytest.fixture
     def folder(self, tmp_path: Path) -> Path:
         """Three valid calendar files."""
         for name in ("a", "b", "c"):
-            (tmp_path / f"{name}.toml").write_text(MINIMAL_CALENDAR, encoding="utf-8")
+            self.write(tmp_path / f"{name}.toml", MINIMAL_CALENDAR)
         return tmp_path
 
     @pytest.fixture
@@ -355,7 +365,7 @@ class TestKnownFiles:
         reads.clear()
         edited = MINIMAL_CALENDAR.replace('name = "', 'name = "Edited ', 1)
         assert edited != MINIMAL_CALENDAR
-        (folder / "b.toml").write_text(edited, encoding="utf-8")
+        self.write(folder / "b.toml", edited)
         again = calendars.read(folder, known)
         assert reads == ["b.toml"]
         assert again == calendars.read(folder)
@@ -387,12 +397,96 @@ class TestKnownFiles:
             with pytest.raises(CalendarError, match=r"a\.toml:1"):
                 calendars.read(folder, known)
         (folder / "a.toml").unlink()
-        (folder / "new.toml").write_text(MINIMAL_CALENDAR, encoding="utf-8")
+        self.write(folder / "new.toml", MINIMAL_CALENDAR)
         (folder / "c.toml").rename(folder / "c.old")
-        (folder / "c.toml").write_text(MINIMAL_CALENDAR, encoding="utf-8")
+        self.write(folder / "c.toml", MINIMAL_CALENDAR)
         reads.clear()
         found, digests = calendars.read(folder, known)
         assert sorted(reads) == ["c.toml", "new.toml"]
         assert [c.id for c in found] == ["b", "c", "new"]
         assert (found, digests) == calendars.read(folder)
         assert sorted(p.name for p in known.files) == ["b.toml", "c.toml", "new.toml"]  # no leak
+
+    def test_a_file_modified_just_now_is_read_again(self, folder: Path, reads: list[str]) -> None:
+        """Within ``RACY`` of its last change a file may change again in the same clock tick."""
+        known = calendars.Known()
+        (folder / "a.toml").write_text(MINIMAL_CALENDAR, encoding="utf-8")  # modified now
+        calendars.read(folder, known)
+        reads.clear()
+        calendars.read(folder, known)
+        assert reads == ["a.toml"]
+
+
+# Event tables, mostly valid, sometimes not in one of many ways.
+_TABLES = st.lists(
+    st.fixed_dictionaries(
+        {
+            "id": st.sampled_from(['"a"', '"b"', '"c"', '"d"', '"Bad id"']),
+            "title": st.sampled_from(['"T"', '"U"', '"T"', '"\\u0007"']),
+            "start": st.sampled_from(["2026-05-04", "2026-05-04T10:00:00", "2026-05-05"]),
+        },
+        optional={
+            "end": st.sampled_from(["2026-05-04T12:00:00", "2026-05-06", "2026-05-03"]),
+            "timezone": st.sampled_from(['"Europe/Istanbul"', '"UTC"', '"Mars/Base"']),
+            "related_to": st.sampled_from(['"a"', '"z"']),
+            "reminders": st.sampled_from(['{ offsets = ["P1D"] }', '{ offsets = ["P1D", "P1D"] }']),
+        },
+    ),
+    max_size=4,
+    unique_by=lambda table: table["id"],
+)
+# Versions of a file: a default zone and one of two sets of tables, so that tables recur.
+_VERSIONS = st.tuples(_TABLES, _TABLES).flatmap(
+    lambda pool: st.lists(
+        st.tuples(
+            st.sampled_from(['"Europe/Brussels"', '"UTC"', '"Nowhere/Zone"']), st.sampled_from(pool)
+        ),
+        min_size=1,
+        max_size=4,
+    )
+)
+
+
+def _file(zone: str, tables: list[dict[str, str]]) -> str:
+    events = "".join(
+        "\n[[events]]\n" + "".join(f"{key} = {value}\n" for key, value in table.items())
+        for table in tables
+    )
+    return f'name = "X"\ntimezone = {zone}\n{events}'
+
+
+def _outcome(folder: Path, known: calendars.Known | None) -> object:
+    try:
+        return calendars.read(folder, known)
+    except CalendarError as exc:
+        return [str(p) for p in exc.problems]
+
+
+@given(_VERSIONS)
+def test_reusing_unchanged_tables_reads_as_a_full_read(
+    tmp_path_factory: pytest.TempPathFactory, versions: list[tuple[str, list[dict[str, str]]]]
+) -> None:
+    """Any series of versions of a file, valid or not, reads with ``Known`` as without it.
+
+    The same calendars and digests, or the same problems at the same lines.
+    """
+    folder = tmp_path_factory.mktemp("versions")
+    known = calendars.Known()
+    for zone, tables in versions:
+        path = folder / "cal.toml"
+        path.write_text(_file(zone, tables), encoding="utf-8")
+        assert _outcome(folder, known) == _outcome(folder, None)
+
+
+def test_an_edited_file_validates_only_its_changed_tables(tmp_path: Path) -> None:
+    """The events of unchanged tables are the very records read last time; the edited one is new."""
+    tables = [{"id": f'"e{n}"', "title": f'"E{n}"', "start": "2026-05-04"} for n in range(3)]
+    path = tmp_path / "cal.toml"
+    path.write_text(_file('"UTC"', tables), encoding="utf-8")
+    known = calendars.Known()
+    ((before,), _) = calendars.read(tmp_path, known)
+    tables[1]["title"] = '"Edited"'
+    path.write_text(_file('"UTC"', tables), encoding="utf-8")
+    ((after,), _) = calendars.read(tmp_path, known)
+    assert [a is b for a, b in zip(after.events, before.events, strict=True)] == [True, False, True]
+    assert after.events[1].title == "Edited"

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import hashlib
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from eventwatch import problems, tomlfile
+from eventwatch import __version__, problems, tomlfile
 from eventwatch.errors import CalendarError, InvalidInputError, Problem
 from eventwatch.models import Calendar, Event, derived_fields
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
     from pathlib import Path
 
 
@@ -42,9 +44,58 @@ def _derived_keys(doc: tomlfile.Document) -> list[Problem]:
 
 def parse(doc: tomlfile.Document) -> Calendar:
     """Validate one parsed calendar file; raises ``CalendarError`` with every problem found."""
+    return _parse(doc, {**doc.data, "id": doc.path.stem})
+
+
+TableKey = bytes
+"""The digest of one event's table with what it inherits from its calendar (``_table_keys``)."""
+
+
+def _table_keys(data: dict[str, Any]) -> list[TableKey | None]:
+    """A digest of each event table of ``data``, with all that its validation depends on.
+
+    An event is validated from its own table, its calendar's id and default zone, by this
+    release: equal digests, equal events. ``repr`` spells every TOML value apart (a string
+    from a number, a date from a date-time, keys in their order), and None is for what is not
+    a table.
+    """
+    events = data.get("events")
+    if not isinstance(events, list):
+        return []
+    inherited = (__version__, data.get("id"), data.get("timezone"))
+    return [
+        hashlib.blake2b(repr((inherited, e)).encode(), digest_size=16).digest()
+        if isinstance(e, dict)
+        else None
+        for e in events
+    ]
+
+
+def _parse_reusing(
+    doc: tomlfile.Document, reusable: Mapping[TableKey, Event]
+) -> tuple[Calendar, dict[TableKey, Event]]:
+    """``parse``, taking each event whose table is in ``reusable`` as it is, not validated.
+
+    The calendar's own checks (repeated ids, references) still see every event. Returns the
+    events by table digest, for the next time.
+    """
+    data: dict[str, Any] = {**doc.data, "id": doc.path.stem}
+    keys = _table_keys(data)
+    if keys:
+        data["events"] = [
+            reusable.get(key, table) if key is not None else table
+            for key, table in zip(keys, data["events"], strict=True)
+        ]
+    calendar = _parse(doc, data)
+    events = {
+        key: event for key, event in zip(keys, calendar.events, strict=True) if key is not None
+    }
+    return calendar, events
+
+
+def _parse(doc: tomlfile.Document, data: dict[str, Any]) -> Calendar:
     calendar_id = doc.path.stem
     found = _derived_keys(doc)
-    data: dict[str, Any] = {**doc.data, "id": calendar_id}
     try:
         calendar = Calendar.model_validate(data)
     except ValidationError as exc:
@@ -74,10 +125,20 @@ class Known:
     """The calendar files read last time, reused while a file's stamp is unchanged.
 
     The stamp is taken before the file is read: a file changed while it is read has a newer
-    stamp next time, and is read again then.
+    stamp next time, and is read again then. A file modified within ``RACY`` of being read
+    is read again next time whatever its stamp: a second write in the same tick of the file
+    system's clock, of the same size, would leave the stamp as it was.
     """
 
-    files: dict[Path, tuple[Stamp, Calendar, str]] = field(default_factory=dict)
+    files: dict[Path, tuple[Stamp | None, Calendar, str, dict[TableKey, Event]]] = field(
+        default_factory=dict
+    )
+    """By path: the file's stamp, its calendar, its SHA-256, and its events by table digest
+    (an edited file validates only the tables that changed)."""
+
+
+RACY = 2_000_000_000
+"""Nanoseconds: a file modified this recently may change again unseen (coarse clocks: 1-2 s)."""
 
 
 def _stamp(path: Path) -> Stamp | None:
@@ -110,24 +171,29 @@ def read(
     calendars: list[Calendar] = []
     digests: dict[str, str] = {}
     found: list[Problem] = []
-    learnt: dict[Path, tuple[Stamp, Calendar, str]] = {}
+    learnt: dict[Path, tuple[Stamp | None, Calendar, str, dict[TableKey, Event]]] = {}
     for path in paths:
         stamp = _stamp(path)
         before = known.files.get(path) if known is not None else None
+        events: dict[TableKey, Event] = {}
         if before is not None and stamp is not None and before[0] == stamp:
-            _, calendar, digest = before
+            _, calendar, digest, events = before
         else:
             try:
                 doc = tomlfile.read(path)
-                calendar = parse(doc)
+                if known is None:
+                    calendar = parse(doc)
+                else:
+                    calendar, events = _parse_reusing(doc, before[3] if before else {})
             except InvalidInputError as exc:
                 found.extend(exc.problems)
                 continue
             digest = hashlib.sha256(doc.text.encode()).hexdigest()
         calendars.append(calendar)
         digests[calendar.id] = digest
-        if stamp is not None:
-            learnt[path] = (stamp, calendar, digest)
+        if stamp is not None and time.time_ns() - stamp[3] < RACY:
+            stamp = None  # read again next time (see ``Known``)
+        learnt[path] = (stamp, calendar, digest, events)
     if found:
         raise CalendarError(found)
     if known is not None:
