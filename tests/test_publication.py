@@ -202,6 +202,7 @@ _STEP = st.tuples(
     st.sampled_from([(), ("c",), ("d",)]),  # calendars another instance holds newer
     st.booleans(),  # alarms in the feed
     st.sampled_from(["P1D", "PT2H"]),  # calendar c's reminder
+    st.sampled_from(["C", "Renamed C"]),  # calendar c's name, in its feed's header
 )
 
 
@@ -215,11 +216,11 @@ def test_a_build_from_the_last_is_the_build_from_scratch(steps: list[Any]) -> No
     """
     incremental, scratch = _Memory(), _Memory()
     last: publication.Publication | None = None
-    for n, (edits, deferred, alarms, offset) in enumerate(steps):
+    for n, (edits, deferred, alarms, offset, name) in enumerate(steps):
         options = publication.Options(timedelta(hours=1), alarms=alarms, defaults=ReminderPolicy())
         cals = (
             Calendar.model_validate(
-                {"id": "c", "name": "C", "timezone": "Europe/Brussels",
+                {"id": "c", "name": name, "timezone": "Europe/Brussels",
                  "reminders": {"offsets": [offset]}, "events": _events(12, edits)},
             ),
             calendar("d", *_events(3, {})),
@@ -257,3 +258,19 @@ def test_a_build_after_one_edit_reads_and_saves_that_event_alone() -> None:
     assert [e.revision for e in second.entries if e.event.id != "e7"] == [
         e.revision for e in first.entries if e.event.id != "e7"
     ]
+
+
+def test_the_cache_kept_for_a_restart_holds_every_event_of_every_calendar() -> None:
+    """The calendars' feeds copy from the full one and leave the renderer's cache on it."""
+    renderer = feeds.Renderer()
+    built = publication.build(
+        (calendar("c", *_events(5, {})), calendar("d", *_events(4, {}))),
+        OPTIONS,
+        _Memory(),
+        renderer,
+        FIRST,
+    )
+    body = built.rendered["all"].body
+    kept = renderer.placements(body)
+    assert len(kept) == 9
+    assert sorted(body[start:end].count(b"BEGIN:VEVENT") for _, start, end, _ in kept) == [1] * 9

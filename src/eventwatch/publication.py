@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import operator
 import threading
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
@@ -72,6 +73,8 @@ class Publication:
     options: Options | None = None
     deferred: frozenset[str] = frozenset()
     """The calendars served with their stored revisions (see ``build``)."""
+    groups: Mapping[str, Sequence[feeds.Entry]] = field(default_factory=dict, repr=False)
+    """The entries of each feed by its name, as rendered."""
     _variants: dict[tuple[str, frozenset[str]], feeds.Feed] = field(
         default_factory=dict, repr=False
     )
@@ -175,7 +178,93 @@ def _unchanged(
     if not same_policy:
         return {}
     held = set(deferred) | last.deferred
-    return {e.event.uid: e for e in last.entries if e.event.calendar not in held}
+    return {e.revision.uid: e for e in last.entries if e.event.calendar not in held}
+
+
+def _entries(  # noqa: PLR0913 - the parts of ``build`` that decide each event's revision
+    events: list[Event],
+    calendars: tuple[Calendar, ...],
+    options: Options,
+    store: RevisionStore,
+    *,
+    now: datetime,
+    deferred: Collection[str],
+    last: Publication | None,
+) -> tuple[list[feeds.Entry], list[str]]:
+    """Each event's entry (in ``events``' order), and the UIDs of those bumped (see ``build``)."""
+    uids = [e.uid for e in events]
+    kept = _unchanged(last, calendars, options, deferred)
+    reused: dict[str, feeds.Entry] = {}
+    for uid, event in zip(uids, events, strict=True):
+        entry = kept.get(uid)
+        if entry is not None and (entry.event is event or entry.event == event):
+            reused[uid] = entry
+    fresh = [(uid, e) for uid, e in zip(uids, events, strict=True) if uid not in reused]
+    previous = store.revisions(None if last is None else [uid for uid, _ in fresh])
+    policies = {c.id: c.reminders for c in calendars}
+    revised = {uid: revise(e, previous.get(uid), now) for uid, e in fresh}
+    # Stored before anything is served, so that no client sees a revision a restart would undo;
+    # served as stored, so that instances sharing the store serve the same bytes.
+    stored = store.save_revisions(
+        revised[uid] for uid, e in fresh
+        if revised[uid] is not previous.get(uid) and e.calendar not in deferred
+    )  # fmt: skip
+    entries: list[feeds.Entry] = []
+    bumped: list[str] = []
+    for uid, event in zip(uids, events, strict=True):
+        found = reused.get(uid)
+        if found is not None:
+            entries.append(found)
+            continue
+        made = revised[uid]
+        before = previous.get(uid)
+        if event.calendar in deferred:
+            # The stored SEQUENCE and LAST-MODIFIED, with this file's own fingerprints: the
+            # renderer's cache keys on them, and must not keep these bytes for the newer file.
+            revision = (
+                made if before is None else replace(before, major=made.major, content=made.content)
+            )
+        else:
+            revision = stored.get(uid, made)
+        if before is not None and revision.sequence > before.sequence:
+            bumped.append(uid)
+        alarms = (
+            _triggers(event, policies[event.calendar], options.defaults) if options.alarms else ()
+        )
+        entries.append(feeds.Entry(event, revision, alarms))
+    return entries, bumped
+
+
+def _rendered(
+    calendars: tuple[Calendar, ...],
+    headers: dict[str, feeds.Header],
+    groups: dict[str, list[feeds.Entry]],
+    renderer: feeds.Renderer,
+    last: Publication | None,
+) -> dict[str, feeds.Feed]:
+    """Every feed: the one of all events, then each calendar's, whose events it copies.
+
+    The calendars' feeds leave the renderer's cache on the full feed, so that the cache kept
+    for the next start holds every event. A feed with the header and the very entries of one
+    in ``last`` is that one: a reload renders the feeds that changed.
+    """
+
+    def render(name: str, *, remember: bool) -> feeds.Feed:
+        if last is not None and last.headers.get(name) == headers[name]:
+            before = last.groups.get(name, ())
+            mine = groups[name]
+            if len(before) == len(mine) and all(map(operator.is_, before, mine)):
+                return last.rendered[name]
+        return renderer.render(headers[name], groups[name], remember=remember)
+
+    rendered = {ALL: render(ALL, remember=True)}
+    for calendar in calendars:
+        if len(calendars) == 1 and headers[calendar.id] == headers[ALL]:
+            # The same header and events: the same bytes, so hold them once.
+            rendered[calendar.id] = rendered[ALL]
+        else:
+            rendered[calendar.id] = render(calendar.id, remember=False)
+    return rendered
 
 
 def build(  # noqa: PLR0913 - what a publication is made of, and what it may not change
@@ -193,62 +282,24 @@ def build(  # noqa: PLR0913 - what a publication is made of, and what it may not
     Events of a calendar in ``deferred`` (another instance holds a newer file of it) are
     served with their stored revision, if any, and change nothing in the store. Given the
     publication ``last`` built from the same store, events it holds unchanged are taken from
-    it as they are: the cost of a build follows what changed.
+    it as they are, and feeds whose events are all unchanged too: the cost of a build follows
+    what changed.
     """
-    events = in_start_order(calendars)
-    kept = _unchanged(last, calendars, options, deferred)
-    reused: dict[str, feeds.Entry] = {}
-    for event in events:
-        entry = kept.get(event.uid)
-        if entry is not None and entry.event == event:
-            reused[event.uid] = entry
-    fresh = [e for e in events if e.uid not in reused]
-    previous = store.revisions(None if last is None else [e.uid for e in fresh])
-    policies = {c.id: c.reminders for c in calendars}
-    revised = {e.uid: revise(e, previous.get(e.uid), now) for e in fresh}
-    # Stored before anything is served, so that no client sees a revision a restart would undo;
-    # served as stored, so that instances sharing the store serve the same bytes.
-    stored = store.save_revisions(
-        r for e, r in zip(fresh, revised.values(), strict=True)
-        if r is not previous.get(e.uid) and e.calendar not in deferred
-    )  # fmt: skip
-    entries: list[feeds.Entry] = []
-    bumped: list[str] = []
-    for event in events:
-        if event.uid in reused:
-            entries.append(reused[event.uid])
-            continue
-        made = revised[event.uid]
-        before = previous.get(event.uid)
-        if event.calendar in deferred:
-            # The stored SEQUENCE and LAST-MODIFIED, with this file's own fingerprints: the
-            # renderer's cache keys on them, and must not keep these bytes for the newer file.
-            revision = (
-                made if before is None else replace(before, major=made.major, content=made.content)
-            )
-        else:
-            revision = stored.get(event.uid, made)
-        if before is not None and revision.sequence > before.sequence:
-            bumped.append(event.uid)
-        alarms = (
-            _triggers(event, policies[event.calendar], options.defaults) if options.alarms else ()
-        )
-        entries.append(feeds.Entry(event, revision, alarms))
+    entries, bumped = _entries(
+        in_start_order(calendars), calendars, options, store, now=now, deferred=deferred, last=last
+    )
     headers = {ALL: _all_header(calendars, options.refresh)}
+    groups: dict[str, list[feeds.Entry]] = {ALL: entries}
     for calendar in calendars:
         headers[calendar.id] = feeds.Header(
             calendar.name,
             calendar.description.strip(),
             options.refresh,
         )
-    rendered = {ALL: renderer.render(headers[ALL], entries)}
-    for calendar in calendars:
-        if len(calendars) == 1 and headers[calendar.id] == headers[ALL]:
-            # The same header and events: the same bytes, so hold them once.
-            rendered[calendar.id] = rendered[ALL]
-            continue
-        mine = [e for e in entries if e.event.calendar == calendar.id]
-        rendered[calendar.id] = renderer.render(headers[calendar.id], mine)
+        groups[calendar.id] = []
+    for entry in entries:
+        groups[entry.event.calendar].append(entry)
+    rendered = _rendered(calendars, headers, groups, renderer, last)
     renderer.retain(entries)
     return Publication(
         calendars=calendars,
@@ -260,4 +311,5 @@ def build(  # noqa: PLR0913 - what a publication is made of, and what it may not
         bumped=tuple(bumped),
         options=options,
         deferred=frozenset(deferred),
+        groups=groups,
     )
