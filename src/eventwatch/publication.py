@@ -226,6 +226,8 @@ def _entries(  # noqa: PLR0913 - the parts of ``build`` that decide each event's
             )
         else:
             revision = stored.get(uid, made)
+            if revision == made:
+                revision = made  # not the store's copy of the same: its strings are extra memory
         if before is not None and revision.sequence > before.sequence:
             bumped.append(uid)
         alarms = (
