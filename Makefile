@@ -46,6 +46,7 @@ bench: $(VENV)/.installed-bench
 	command -v wrk >/dev/null || apt-get install -y wrk >/dev/null || echo "wrk not installed: HTTP benchmark will stop"
 	$(BIN)/python bench/render.py
 	$(BIN)/python bench/whole_path.py
+	$(BIN)/python bench/large.py
 	$(BIN)/python bench/serving.py
 	$(BIN)/python bench/reminders.py
 	$(BIN)/python bench/pending.py

@@ -1,9 +1,15 @@
-"""HTTP benchmark: wrk on loopback against the daemon's cached 10,000-event feed (200 and 304),
-beside a bare ASGI app answering the same bytes on the same server."""
+"""HTTP benchmark (issue 13, target 6): wrk against the daemon's 10,000-event feed, beside a bare app.
+
+    python bench/serving.py
+
+wrk on loopback asks the daemon's cached feed for 200s, then 304s (If-None-Match with its
+ETag), and the same of a bare ASGI app (bench/bare_app.py) answering the same bytes on the
+same uvicorn server; the ratios of their request rates are set against the targets: 304s at
+>= 0.80x the bare app, 200s at >= 0.90x.
+"""
 
 from __future__ import annotations
 
-import platform
 import re
 import shutil
 import signal
@@ -19,10 +25,12 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import synthetic  # noqa: E402
+from provenance import machine, revision  # noqa: E402 - from this folder, on the path above
 
 EVENTS = 10000
 DURATION = "8s"
 CONNECTIONS = "16"
+TARGETS = {"304": 0.80, "200": 0.90}  # eventwatch's rate over the bare app's, at least
 
 
 def free_port() -> int:
@@ -54,10 +62,19 @@ def wrk(url: str, etag: str | None = None) -> float:
     return float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
 
 
+def verdict(figure: float, target: float) -> str:
+    """PASS when ``figure`` is at or over ``target``."""
+    return "PASS" if figure >= target else "MISS"
+
+
 def main() -> None:
-    """Start both servers, measure 200 and 304 on each, print the ratios."""
+    """Start both servers, measure 200 and 304 on each, print the ratios beside the targets."""
     if not shutil.which("wrk"):
         raise SystemExit("wrk is not installed (apt-get install wrk)")
+    measured = revision()
+    print("# eventwatch HTTP (issue 13, target 6): wrk against the daemon and a bare ASGI app")
+    print(f"# {machine()}; {time.strftime('%Y-%m-%d %H:%M %Z')}")
+    print(f"# code at {measured}", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         (root / "calendars").mkdir()
@@ -95,12 +112,21 @@ def main() -> None:
         finally:
             daemon.send_signal(signal.SIGTERM)
             daemon.wait(10)
-    print(f"# HTTP, {EVENTS} events ({len(body) / 1e6:.1f} MB feed), wrk -t2 -c{CONNECTIONS} -d{DURATION}, "
-          f"{platform.node()}, {time.strftime('%Y-%m-%d %H:%M %Z')}")
+    print(f"# {EVENTS} events ({len(body) / 1e6:.1f} MB feed, uncompressed), "
+          f"wrk -t2 -c{CONNECTIONS} -d{DURATION} each, on loopback")  # fmt: skip
     for name, rate in results.items():
         print(f"{name:<16} {rate:10.0f} req/s")
-    print(f"200 ratio (eventwatch / bare): {results['eventwatch 200'] / results['bare ASGI 200']:.2f}")
-    print(f"304 ratio (eventwatch / bare): {results['eventwatch 304'] / results['bare ASGI 304']:.2f}")
+    print()
+    print("## Against the targets (eventwatch's rate over the bare app's)")
+    for kind, label in (("304", "6. 304s vs bare ASGI app"), ("200", "6. feed 200s vs bare ASGI app")):
+        ours, theirs = results[f"eventwatch {kind}"], results[f"bare ASGI {kind}"]
+        ratio = ours / theirs
+        target = TARGETS[kind]
+        print(f"{label:<38} {ratio:8.2f} x  target >= {target:6.2f} x  {verdict(ratio, target)}   "
+              f"{ours:.0f} vs {theirs:.0f} req/s")  # fmt: skip
+    after = revision()
+    if after != measured:
+        print(f"NOTE: the code changed during the run: {measured} at the start, {after} at the end")
 
 
 if __name__ == "__main__":
