@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -274,3 +275,25 @@ def test_the_cache_kept_for_a_restart_holds_every_event_of_every_calendar() -> N
     kept = renderer.placements(body)
     assert len(kept) == 9
     assert sorted(body[start:end].count(b"BEGIN:VEVENT") for _, start, end, _ in kept) == [1] * 9
+
+
+def test_a_replaced_publication_is_freed_without_the_collector(tmp_path: Path) -> None:
+    """A publication holds no reference cycle: freed by reference counting once replaced.
+
+    The daemon freezes what a reload made (``daemon.settle``), out of the collector's sight.
+    """
+    ledger = Ledger.in_folder(tmp_path)
+    gc.collect()
+    gc.disable()
+    try:
+        cals = (calendar("c", *_events(20, {})), calendar("d", *_events(3, {})))
+        first = publication.build(cals, OPTIONS, ledger, feeds.Renderer(), FIRST)
+        edited = (calendar("c", *_events(20, {4: {"title": "Edited"}})), cals[1])
+        second = publication.build(edited, OPTIONS, ledger, first.renderer, LATER, last=first)
+        gc.collect()  # what the builds themselves left
+        del first
+        assert gc.collect() == 0
+        assert second.feed("all") is not None
+    finally:
+        gc.enable()
+        ledger.close()

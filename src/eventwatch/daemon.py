@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import gc
 import json
 import os
 import signal
@@ -115,6 +116,21 @@ def applied_digests(state_dir: Path) -> dict[str, str] | None:
 def _changed(last: Mapping[str, str], now: Mapping[str, str]) -> set[str]:
     """The calendars whose file differs between ``last`` and ``now``, appeared or went."""
     return {c for c in set(last) | set(now) if last.get(c) != now.get(c)}
+
+
+def settle() -> None:
+    """Take what is alive now out of the garbage collector's sight, for good.
+
+    The records, revisions and feeds just loaded live until the next reload; a full
+    collection walks every one of them (0.3 s at 100,000 events, the event loop stalled
+    meanwhile) and frees nothing, since they hold no reference cycles. Objects frozen here
+    are still freed by reference counting once unused (tests/test_publication.py checks that
+    a replaced publication leaves no cycle behind). The cycles a load does leave as garbage
+    (some 60 small objects) are collected first, or each reload would keep them for good;
+    that collection walks only what is not frozen yet: after a reload, what changed.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 def warm(renderer: feeds.Renderer, state_dir: Path) -> None:
@@ -310,6 +326,7 @@ class Daemon:
 
     async def _start(self) -> None:
         loaded = await asyncio.to_thread(self._load)
+        settle()
         settings = loaded.settings
         logs.configure(settings.log.level, settings.log.format)
         log.info(
@@ -391,6 +408,7 @@ class Daemon:
         settings = loaded.settings
         deferred = await asyncio.to_thread(self._deferred, loaded, ledger)
         built = await asyncio.to_thread(self._publish, loaded, ledger, deferred)
+        settle()
         await asyncio.to_thread(self._applied, loaded)
         if self._stopped_early():
             return
@@ -590,6 +608,7 @@ class Daemon:
         await asyncio.to_thread(self._applied, fresh)
         logs.configure(settings.log.level, settings.log.format)
         state.publication = built
+        settle()
         state.base_url = settings.server.base_url
         state.max_age = settings.feeds.max_age
         state.gzip = settings.feeds.gzip
