@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import json
+import tempfile
 from datetime import UTC, date, datetime, timedelta
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from eventwatch import feedcache, feeds, revisions
 from eventwatch.models import Calendar
-
-if TYPE_CHECKING:
-    from pathlib import Path
 
 HEADER = feeds.Header("T", "", timedelta(hours=1))
 
@@ -95,3 +96,34 @@ def test_damaged_index_is_ignored(tmp_path: Path, saved: bytes, damage: str) -> 
 def test_no_cache_is_none(tmp_path: Path) -> None:
     """A first start has no cache."""
     assert feedcache.load(tmp_path) is None
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.text(),  # the UID, any text: quotes, backslashes, lone surrogates aside
+            st.integers(0, 10**6),
+            st.lists(st.integers(-(10**6), 10**6).map(lambda s: timedelta(seconds=s)), max_size=3),
+            st.one_of(
+                st.none(),
+                st.tuples(st.text(min_size=1), st.integers(1, 9999), st.integers(1, 9999)),
+            ),
+        ),
+        max_size=20,
+    ),
+)
+def test_the_index_is_the_json_of_the_whole(rows: list[Any]) -> None:
+    """Written a row at a time, the index is ``json.dumps`` of all of it, and reads back."""
+    stamp = datetime(2026, 1, 1, tzinfo=UTC)
+    placements = [
+        ((uid, "c" * 64, sequence, stamp, tuple(alarms)), 0, 0, span)
+        for uid, sequence, alarms, span in rows
+        if not any(0xD800 <= ord(c) <= 0xDFFF for c in uid)
+    ]
+    with tempfile.TemporaryDirectory() as folder:
+        feedcache.save(Path(folder), b"", placements)
+        written = (Path(folder) / feedcache.INDEX_FILE).read_bytes()
+        assert feedcache.load(Path(folder)) == (b"", placements)
+    parsed = json.loads(written)
+    assert list(parsed) == ["format", "version", "sha256", "events"]
+    assert written == json.dumps(parsed, separators=(",", ":")).encode()

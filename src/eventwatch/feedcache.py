@@ -40,14 +40,13 @@ def _decode(row: list[Any]) -> Placement:
 
 def save(state_dir: Path, body: bytes, placements: list[Placement]) -> None:
     """Keep ``body`` and the events' places in it, each file replaced atomically."""
-    index = {
-        "format": FORMAT,
-        "version": __version__,
-        "sha256": hashlib.sha256(body).hexdigest(),
-        "events": [_encode(p) for p in placements],
-    }
+    head = {"format": FORMAT, "version": __version__, "sha256": hashlib.sha256(body).hexdigest()}
+    # The same JSON as one ``json.dumps`` of the whole index, but a row at a time: one call
+    # over 100,000 rows holds the GIL for 0.15 s, and the daemon saves this beside its loop.
+    rows = ",".join(json.dumps(_encode(p), separators=(",", ":")) for p in placements)
+    index = json.dumps(head, separators=(",", ":"))[:-1] + ',"events":[' + rows + "]}"
     write_atomically(state_dir / BODY_FILE, body)
-    write_atomically(state_dir / INDEX_FILE, json.dumps(index, separators=(",", ":")).encode())
+    write_atomically(state_dir / INDEX_FILE, index.encode())
 
 
 def load(state_dir: Path) -> tuple[bytes, list[Placement]] | None:
