@@ -118,6 +118,23 @@ def test_restart_serves_identical_bytes(root: Path) -> None:
     assert "feed cache loaded events=3" in log  # the restart reused the encoded events
 
 
+def test_a_restart_after_an_edit_starts_from_the_cache_of_the_edit(root: Path) -> None:
+    """The cache saved after a reload (once the new feed is served) holds the edited event."""
+    running = Running(root)
+    first = running.get("/feeds/all.ics").content
+    path = root / "calendars" / "nato-2026.toml"
+    path.write_text(path.read_text().replace('location = "Ankara, Türkiye"', 'location = "Ankara"'))
+    wait_for(lambda: running.get("/feeds/all.ics").content != first)
+    edited = running.get("/feeds/all.ics")
+    wait_for(lambda: b"LOCATION:Ankara\r\n" in (root / "state" / "feed-cache.ics").read_bytes())
+    running.stop()
+    again = Running(root)
+    after = again.get("/feeds/all.ics")
+    _, log = again.stop()
+    assert (after.content, after.headers["etag"]) == (edited.content, edited.headers["etag"])
+    assert "feed cache loaded events=3" in log
+
+
 def test_edit_bumps_only_the_edited_event(daemon: Running, root: Path) -> None:
     """Moving the summit raises its SEQUENCE by one; the other events keep theirs."""
     first = daemon.get("/feeds/all.ics").content

@@ -73,23 +73,35 @@ def publish(
     deferred: Collection[str] = (),
     last: publication.Publication | None = None,
 ) -> publication.Publication:
-    """Render every feed of ``loaded`` and keep the encoded events for the next start.
+    """Render every feed of ``loaded``; ``keep`` saves the encoded events for the next start.
 
     Revisions come from ``store`` (the ledger, or a read-only view of it); the calendars in
     ``deferred`` change nothing there (see ``Ledger.deferred``). Events ``last`` (built from
     the same store) holds unchanged are taken from it.
     """
-    settings = loaded.settings
-    options = publication.Options.of(settings)
-    built = publication.build(
+    options = publication.Options.of(loaded.settings)
+    return publication.build(
         loaded.calendars, options, store, renderer, now(), deferred=deferred, last=last
     )
-    body = built.rendered[publication.ALL].body
+
+
+def keep(
+    built: publication.Publication,
+    state_dir: Path,
+    last: publication.Publication | None = None,
+) -> None:
+    """Save the encoded events of ``built``'s full feed for the next start (see feedcache).
+
+    Not when the feed is ``last``'s, saved then. The daemon calls it once the new feeds are
+    served: at 100,000 events writing the cache takes about a second.
+    """
+    feed = built.rendered[publication.ALL]
+    if last is not None and last.rendered[publication.ALL] is feed:
+        return
     try:
-        feedcache.save(settings.state_dir, body, renderer.placements(body))
+        feedcache.save(state_dir, feed.body, built.renderer.placements(feed.body))
     except OSError as exc:
         log.warning("feed cache not saved", error=str(exc))
-    return built
 
 
 DIGESTS_FILE = "calendar-digests.json"
@@ -408,6 +420,7 @@ class Daemon:
         settings = loaded.settings
         deferred = await asyncio.to_thread(self._deferred, loaded, ledger)
         built = await asyncio.to_thread(self._publish, loaded, ledger, deferred)
+        await asyncio.to_thread(keep, built, settings.state_dir)
         settle()
         await asyncio.to_thread(self._applied, loaded)
         if self._stopped_early():
@@ -604,11 +617,11 @@ class Daemon:
         plan = await asyncio.to_thread(reminders.plan_of, fresh)
         settings = fresh.settings
         deferred = await asyncio.to_thread(self._deferred, fresh, ledger)
+        last = self._published
         built = await asyncio.to_thread(self._publish, fresh, ledger, deferred)
         await asyncio.to_thread(self._applied, fresh)
         logs.configure(settings.log.level, settings.log.format)
         state.publication = built
-        settle()
         state.base_url = settings.server.base_url
         state.max_age = settings.feeds.max_age
         state.gzip = settings.feeds.gzip
@@ -616,7 +629,9 @@ class Daemon:
         state.last_reload_error = None
         self.metrics.reloaded(time.time(), success=True)
         log.info("reloaded", calendars=len(fresh.calendars), events=built.event_count)
+        settle()
         await self.sender.call(self.reminders.replan(fresh, built, plan, deferred=deferred))
+        await asyncio.to_thread(keep, built, settings.state_dir, last)
         return fresh
 
 
@@ -683,6 +698,7 @@ def export(loaded: inputs.Inputs, out: Path) -> list[Path]:
         # A shared ledger is the running instances'; export, perhaps of a draft folder,
         # reads its revisions and writes nothing there.
         built = publish(loaded, _ReadOnly(ledger) if ledger.shared else ledger, renderer)
+        keep(built, settings.state_dir)
         return static.export(built, out, settings.server.base_url, now())
     finally:
         ledger.close()
