@@ -17,7 +17,7 @@ from datetime import UTC, datetime, time, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, NamedTuple
 
-from eventwatch.models import Recipient, Timing, calendar_of, in_start_order
+from eventwatch.models import Recipient, Timing, calendar_of
 from eventwatch.models import Status as EventStatus
 
 if TYPE_CHECKING:
@@ -168,11 +168,12 @@ def for_event(event: Event, calendar: ReminderPolicy, defaults: ReminderPolicy) 
 
 def reminders(calendars: tuple[Calendar, ...], defaults: ReminderPolicy) -> list[Reminder]:
     """Every reminder the calendars call for, past and future, in due order."""
-    policies = {c.id: c.reminders for c in calendars}
+    # In no particular order first: the keys are unique, so the sort decides it all.
     found = [
         reminder
-        for event in in_start_order(calendars)
-        for reminder in for_event(event, policies[event.calendar], defaults)
+        for calendar in calendars
+        for event in calendar.events
+        for reminder in for_event(event, calendar.reminders, defaults)
     ]
     return sorted(found, key=lambda r: (r.due, r.key))
 
