@@ -309,6 +309,9 @@ class Daemon:
         self._known = calendars.Known()
         """The calendar files read so far: a reload reads only those that changed."""
         self._published: publication.Publication | None = None
+        self._unsaved: tuple[publication.Publication, Path, publication.Publication | None] | None
+        self._unsaved = None
+        """A reload's publication whose feed cache is still to save (see ``keep``)."""
         """The last publication built, whose unchanged events the next build reuses."""
 
     def _load(self) -> inputs.Inputs:
@@ -559,6 +562,9 @@ class Daemon:
                 if fresh is not None:
                     loaded = fresh
                 await self._ready(state)
+                if self._unsaved is not None:  # for the next start, once the reload is done
+                    unsaved, self._unsaved = self._unsaved, None
+                    await asyncio.to_thread(keep, *unsaved)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - the watcher must outlive any one failure
@@ -631,7 +637,7 @@ class Daemon:
         log.info("reloaded", calendars=len(fresh.calendars), events=built.event_count)
         settle()
         await self.sender.call(self.reminders.replan(fresh, built, plan, deferred=deferred))
-        await asyncio.to_thread(keep, built, settings.state_dir, last)
+        self._unsaved = (built, settings.state_dir, last)
         return fresh
 
 
