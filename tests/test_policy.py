@@ -522,3 +522,47 @@ class TestNotices:
         assert policy.recipients([reminder]) == {
             (reminder.event.uid, "ops@example.org"): reminder.recipient
         }
+
+
+def _named(cid: str, events: list[dict[str, Any]], offset: str) -> Calendar:
+    return Calendar.model_validate(
+        {
+            "id": cid,
+            "name": cid,
+            "timezone": "Europe/Brussels",
+            "reminders": {"offsets": [offset], "recipients": [{"address": f"{cid}@example.org"}]},
+            "events": events,
+        },
+    )
+
+
+_ROUND = st.tuples(
+    st.sampled_from(["keep", "same content", "edited", "gone"]),  # what happens to calendar a
+    st.sampled_from(["P1D", "PT2H"]),  # calendar b's offset (b is made anew each round)
+    st.sampled_from([(), ("all@example.org",)]),  # the defaults' recipients
+)
+
+
+@given(st.lists(_ROUND, min_size=1, max_size=5))
+def test_planning_from_the_last_plan_is_planning_from_scratch(rounds: list[Any]) -> None:
+    """Reusing the reminders of calendars unchanged since the last plan changes nothing.
+
+    Whatever happens between plans: a calendar kept as the same record, read again equal,
+    edited or gone, another one changed, the defaults changed.
+    """
+    known = policy.Known()
+    a = _named("a", [{"id": "x", "title": "X", "start": date(2026, 5, 1)}], "P1D")
+    for fate, offset, defaults in rounds:
+        if fate == "same content":
+            a = a.model_copy()
+        elif fate == "edited":
+            a = _named("a", [{"id": "x", "title": "Y", "start": date(2026, 5, 2)}], "P2D")
+        b = _named("b", [{"id": "y", "title": "Y", "start": date(2026, 6, 1)}], offset)
+        cals = (b,) if fate == "gone" else (a, b)
+        given_defaults = ReminderPolicy.model_validate(
+            {"recipients": [{"address": address} for address in defaults]}
+        )
+        assert policy.reminders(cals, given_defaults, known) == policy.reminders(
+            cals, given_defaults
+        )
+        assert sorted(known.calendars) == sorted(c.id for c in cals)

@@ -620,7 +620,7 @@ class Daemon:
             state.last_reload_error = "; ".join(str(p) for p in exc.problems)
             self.metrics.reloaded(time.time(), success=False)
             return None
-        plan = await asyncio.to_thread(reminders.plan_of, fresh)
+        plan = await asyncio.to_thread(reminders.plan_of, fresh, self.reminders.known)
         settings = fresh.settings
         deferred = await asyncio.to_thread(self._deferred, fresh, ledger)
         last = self._published

@@ -166,15 +166,44 @@ def for_event(event: Event, calendar: ReminderPolicy, defaults: ReminderPolicy) 
     ]
 
 
-def reminders(calendars: tuple[Calendar, ...], defaults: ReminderPolicy) -> list[Reminder]:
-    """Every reminder the calendars call for, past and future, in due order."""
+@dataclass
+class Known:
+    """The reminders each calendar called for last time, by calendar id.
+
+    Kept while the calendar is the very same record and the defaults are equal: the
+    daemon's reload hands back the records of unchanged files as they were, so planning
+    follows what changed.
+    """
+
+    calendars: dict[str, tuple[Calendar, ReminderPolicy, list[Reminder]]] = field(
+        default_factory=dict
+    )
+
+
+def reminders(
+    calendars: tuple[Calendar, ...], defaults: ReminderPolicy, known: Known | None = None
+) -> list[Reminder]:
+    """Every reminder the calendars call for, past and future, in due order.
+
+    Calendars ``known`` holds as they are keep the reminders planned for them then.
+    """
     # In no particular order first: the keys are unique, so the sort decides it all.
-    found = [
-        reminder
-        for calendar in calendars
-        for event in calendar.events
-        for reminder in for_event(event, calendar.reminders, defaults)
-    ]
+    found: list[Reminder] = []
+    planned: dict[str, tuple[Calendar, ReminderPolicy, list[Reminder]]] = {}
+    for calendar in calendars:
+        before = known.calendars.get(calendar.id) if known is not None else None
+        if before is not None and before[0] is calendar and before[1] == defaults:
+            mine = before[2]
+        else:
+            mine = [
+                reminder
+                for event in calendar.events
+                for reminder in for_event(event, calendar.reminders, defaults)
+            ]
+        planned[calendar.id] = (calendar, defaults, mine)
+        found.extend(mine)
+    if known is not None:
+        known.calendars = planned
     return sorted(found, key=lambda r: (r.due, r.key))
 
 

@@ -72,9 +72,9 @@ GRACE = 10.0
 """Seconds that sends in flight at shutdown may take to finish."""
 
 
-def plan_of(loaded: Inputs) -> list[policy.Reminder]:
-    """Every reminder the calendars of ``loaded`` plan."""
-    return policy.reminders(loaded.calendars, loaded.settings.reminders)
+def plan_of(loaded: Inputs, known: policy.Known | None = None) -> list[policy.Reminder]:
+    """Every reminder the calendars of ``loaded`` plan (see ``policy.reminders``)."""
+    return policy.reminders(loaded.calendars, loaded.settings.reminders, known)
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +114,8 @@ class Reminders:
         self._entries: dict[str, _Entry] = {}
         self._built: Served | None = None
         self._busy = asyncio.Lock()
+        self.known = policy.Known()
+        """What each calendar planned last time: a reload plans only the calendars that changed."""
         self._stopping = False
         self._preparing: asyncio.Task[int] | None = None
         self._waking: asyncio.Task[object] | None = None
@@ -171,7 +173,7 @@ class Reminders:
         """
         settings = loaded.settings
         if plan is None:
-            plan = await asyncio.to_thread(plan_of, loaded)
+            plan = await asyncio.to_thread(plan_of, loaded, self.known)
         # No pass may run between reconciling and the new dispatcher: with the old plan it
         # would skip, as no longer planned, a notice or reminder the new plan just added.
         async with self._busy:
