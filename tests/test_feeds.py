@@ -17,7 +17,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from icalendar.parser import Contentline
 
-from eventwatch import calendars, feeds, publication, revisions, wording
+from eventwatch import calendars, feeds, files, publication, revisions, wording
 from eventwatch.ledger import Ledger
 from eventwatch.models import Calendar
 from eventwatch.settings import ReminderDefaults
@@ -517,8 +517,16 @@ def _golden_feed(folder: Path) -> tuple[bytes, bytes]:
 GOLDEN_NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 
 
-def test_the_feed_of_1000_events_is_byte_for_byte_the_golden_one(tmp_path: Path) -> None:
-    """A thousand events, file to feed, give the bytes kept before the path was made fast."""
+@pytest.mark.parametrize("through", ["bytes.join", "a file in memory"])
+def test_the_feed_of_1000_events_is_byte_for_byte_the_golden_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, through: str
+) -> None:
+    """A thousand events, file to feed, give the bytes kept before the path was made fast.
+
+    Joined as a small feed is, or as a large one is (``files.join``).
+    """
+    if through == "a file in memory":
+        monkeypatch.setattr(files, "THROUGH_MEMORY_FILE", 0)
     cold, warm = _golden_feed(tmp_path)
     expected = gzip.decompress(GOLDEN.read_bytes())
     assert cold.count(b"BEGIN:VEVENT") == 1000

@@ -7,6 +7,8 @@ import stat
 from typing import TYPE_CHECKING
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from eventwatch import files
 from eventwatch.files import write_atomically
@@ -102,3 +104,33 @@ def test_a_missing_folder_is_an_error_and_creates_nothing(tmp_path: Path) -> Non
     with pytest.raises(FileNotFoundError):
         write_atomically(tmp_path / "absent" / "feed.ics", b"data")
     assert list(tmp_path.iterdir()) == []
+
+
+@given(
+    st.lists(st.binary(max_size=64), max_size=8),
+    st.sampled_from([0, 1, 10, 1000]),  # how large a join goes through the file in memory
+)
+def test_join_is_bytes_join(parts: list[bytes], threshold: int) -> None:
+    """Whatever the parts (bytes or views, empty ones) and the way taken, ``b"".join``'s bytes."""
+    mixed = [memoryview(p) if n % 2 else p for n, p in enumerate(parts)]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(files, "THROUGH_MEMORY_FILE", threshold)
+        assert files.join(mixed) == b"".join(parts)
+
+
+def test_a_large_join_goes_through_a_file_in_memory(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A feed of some megabytes is copied by the kernel, the GIL released (not by bytes.join)."""
+    calls: list[str] = []
+    real = os.memfd_create
+
+    def counting(name: str, flags: int = 0) -> int:
+        calls.append(name)
+        return real(name, flags)
+
+    monkeypatch.setattr(os, "memfd_create", counting)
+    big = os.urandom(files.THROUGH_MEMORY_FILE)
+    parts = [memoryview(big)[:100], b"-", memoryview(big)[100:]]
+    assert files.join(parts) == big[:100] + b"-" + big[100:]
+    assert calls == ["eventwatch-join"]
+    assert files.join([b"small"]) == b"small"
+    assert calls == ["eventwatch-join"]  # a small one is bytes.join

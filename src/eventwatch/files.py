@@ -1,4 +1,7 @@
-"""Writing files safely: each file replaced whole, so that a reader never sees half of one."""
+"""Files: each written replaced whole, and large byte strings joined through one in memory.
+
+A file is written beside its place and renamed over it, so that a reader never sees half.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +11,11 @@ import tempfile
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from pathlib import Path
+
+THROUGH_MEMORY_FILE = 8 * 1024 * 1024
+"""Bytes from which ``join`` copies through a file in memory rather than with ``bytes.join``."""
 
 
 def write_atomically(path: Path, data: bytes) -> None:
@@ -28,3 +35,32 @@ def write_atomically(path: Path, data: bytes) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temporary)  # noqa: PTH108 - the same
         raise
+
+
+def join(parts: Sequence[bytes | memoryview]) -> bytes:
+    """``b"".join(parts)``, without holding the GIL for the copy when it is large.
+
+    ``bytes.join`` copies every part, and takes fresh pages for the result, holding the GIL
+    throughout: 40-60 ms for a feed of 100,000 events, during which no request is served. So
+    a large one goes through a file in memory (Linux's ``memfd_create``): each ``os.write``
+    and the one ``os.pread`` copy with the GIL released. Anything unexpected (no memfd, a
+    short read) falls back to ``bytes.join``: the same bytes either way.
+    """
+    size = sum(len(part) for part in parts)
+    if size < THROUGH_MEMORY_FILE or not hasattr(os, "memfd_create"):
+        return b"".join(parts)
+    try:
+        fd = os.memfd_create("eventwatch-join", os.MFD_CLOEXEC)
+    except OSError:
+        return b"".join(parts)
+    try:
+        for part in parts:
+            view = memoryview(part)
+            while view:
+                view = view[os.write(fd, view) :]
+        joined = os.pread(fd, size, 0)
+    except OSError:
+        return b"".join(parts)
+    finally:
+        os.close(fd)
+    return joined if len(joined) == size else b"".join(parts)
