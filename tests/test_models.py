@@ -476,3 +476,43 @@ class TestControlCharacters:
         """Arbitrary strings, controls mixed in: the same first character named, or none."""
         assert _refusal(value, text=False) == _by_category(value)
         assert _refusal(value, text=True) == _by_category(value, "\n\t")
+
+
+@given(
+    st.lists(st.tuples(st.integers(0, 11), st.integers(0, 3)), min_size=34, max_size=80),
+    st.lists(st.sampled_from(["edit", "add", "remove", "keep"]), min_size=1, max_size=6),
+)
+def test_the_order_from_an_earlier_one_is_the_sorted_order(
+    starts: list[tuple[int, int]], steps: list[str]
+) -> None:
+    """Events kept from an earlier order, with others put in their places, sort as all do.
+
+    Enough events that a few changes are put in place (past 32 kept a change), or many sorted.
+    """
+    current = [
+        Event.model_validate(
+            {"calendar": f"c{n % 3}", "id": f"e{n}", "title": "T", "timezone": "UTC",
+             "start": datetime(2026, 5, 1 + day, hour, tzinfo=UTC),
+             "end": datetime(2026, 5, 1 + day, hour + 1, tzinfo=UTC)}
+        )
+        for n, (day, hour) in enumerate(starts)
+    ]  # fmt: skip
+    known: list[Event] = []
+    for n, step in enumerate(steps):
+        if step == "edit":
+            old = current.pop(n % len(current))
+            moved = timedelta(hours=n)
+            current.append(
+                old.model_copy(update={"start": old.start + moved, "end": old.end + moved})
+            )
+        elif step == "add":
+            current.append(current[0].model_copy(update={"id": f"new{n}"}))
+        elif step == "remove" and len(current) > 1:
+            current.pop(0)
+        cals = [
+            Calendar.model_construct(id=c, events=tuple(e for e in current if e.calendar == c))
+            for c in ("c0", "c1", "c2")
+        ]
+        made = in_start_order(cals, known)
+        assert [id(e) for e in made] == [id(e) for e in in_start_order(cals)]
+        known = made

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import difflib
 import functools
@@ -29,6 +30,8 @@ from pydantic_core import core_schema
 from eventwatch.errors import InvalidField
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from pydantic import GetCoreSchemaHandler
 
 
@@ -620,10 +623,31 @@ class Calendar(Record):
         return self
 
 
-def in_start_order(calendars: tuple[Calendar, ...] | list[Calendar]) -> list[Event]:
-    """Every event of ``calendars`` by the instant it begins (an all-day one at local midnight)."""
+def start_key(event: Event) -> tuple[datetime, str, str]:
+    """Where an event sorts: when it begins (all-day: local midnight), its calendar, its id.
 
-    def order(event: Event) -> tuple[datetime, str, str]:
-        return (event.begins(time.min).astimezone(UTC), event.calendar, event.id)
+    No two events share a key: their order is one.
+    """
+    return (event.begins(time.min).astimezone(UTC), event.calendar, event.id)
 
-    return sorted((e for c in calendars for e in c.events), key=order)
+
+def in_start_order(
+    calendars: tuple[Calendar, ...] | list[Calendar], known: Sequence[Event] = ()
+) -> list[Event]:
+    """Every event of ``calendars`` in ``start_key`` order.
+
+    ``known`` is an earlier result: its events still in ``calendars`` (the very same records)
+    keep their order, and the few others are put in their places; many others, all sorted.
+    """
+    events = [e for c in calendars for e in c.events]
+    if not known:
+        return sorted(events, key=start_key)
+    current = {id(e) for e in events}
+    kept = [e for e in known if id(e) in current]
+    before = {id(e) for e in kept}
+    fresh = [e for e in events if id(e) not in before]
+    if len(fresh) * 32 > len(kept):  # each insertion costs a search and a move: sort instead
+        return sorted(events, key=start_key)
+    for event in sorted(fresh, key=start_key):
+        bisect.insort(kept, event, key=start_key)
+    return kept
