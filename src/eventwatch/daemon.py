@@ -9,6 +9,7 @@ import gc
 import json
 import os
 import signal
+import sys
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -103,6 +104,9 @@ def keep(
     except OSError as exc:
         log.warning("feed cache not saved", error=str(exc))
 
+
+SWITCH_INTERVAL = 0.001
+"""Seconds a thread may hold the GIL while another waits for it (``sys.setswitchinterval``)."""
 
 DIGESTS_FILE = "calendar-digests.json"
 """The SHA-256 of each calendar file the daemon last applied, kept across restarts."""
@@ -742,5 +746,8 @@ def run(config: Path | None, overrides: list[str] | None) -> int:
     """Run the daemon until it is told to stop; 0 after a clean stop."""
     logs.configure()
     httpserver.raise_file_limit()
+    # A reload works in a thread beside the event loop; the loop gets the GIL back after at
+    # most this long, not Python's default 5 ms, so requests keep flowing meanwhile.
+    sys.setswitchinterval(SWITCH_INTERVAL)
     asyncio.run(Daemon(config, overrides).run())
     return 0
