@@ -290,16 +290,48 @@ def test_parsing_first_gives_the_verdicts_of_walking_first(tmp_path: Path, text:
     assert _verdict(path) == _verdict_walking_first(text)
 
 
-def test_a_key_of_too_many_parts_never_reaches_the_parser(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    "text",
+    [
+        ".".join(["a"] * 20_000) + " = 1\n",
+        "".join(f"a{n} = {'[' * 40}{']' * 40}\n" for n in range(1000)),
+        "".join(f"a{n} = {'{a = ' * 40}1{'}' * 40}\n" for n in range(1000)),
+        "x = [\n" * 40 + "]\n" * 40,
+        'x = "]]]"\n' + "y = " + "[" * 40 + "]" * 40 + "\n",
+    ],
+    ids=["long-key", "deep-arrays", "deep-inline-tables", "across-lines", "after-a-string"],
+)
+def test_nesting_too_deep_never_reaches_the_parser(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str
 ) -> None:
-    """The parser is quadratic in a dotted key's parts: so such a key is refused before it."""
+    """A file nested too deep is refused before it is parsed.
+
+    The parser is quadratic in a dotted key's parts, and builds all of a hostile file's
+    nesting before it could be refused.
+    """
     parsed: list[str] = []
     monkeypatch.setattr(tomlfile.tomllib, "loads", parsed.append)
-    path = tmp_path / "long.toml"
-    path.write_text('name = "X"\n' + ".".join(["a"] * 20_000) + " = 1\n", encoding="utf-8")
-    assert problem_of(path).startswith("long.toml:2: nested more than")
+    path = tmp_path / "deep.toml"
+    path.write_text('name = "X"\n' + text, encoding="utf-8")
+    assert problem_of(path).startswith("deep.toml:")
+    assert tomlfile.TOO_DEEP in problem_of(path)
     assert parsed == []
+
+
+def test_brackets_in_strings_and_comments_reach_the_parser(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The quick look before the parse skips strings and comments, as the walk does."""
+    parsed: list[str] = []
+    monkeypatch.setattr(tomlfile.tomllib, "loads", lambda text: parsed.append(text) or {})
+    many = "[{" * 40
+    path = tmp_path / "text.toml"
+    path.write_text(
+        f"a = \"{many}\"\nb = '{many}'\nc = \"\"\"\n{many}\n\"\"\"\nd = '''{many}'''\n# {many}\n",
+        encoding="utf-8",
+    )
+    tomlfile.read(path)
+    assert len(parsed) == 1
 
 
 def test_long_keys_are_placed_in_linear_time(tmp_path: Path) -> None:
