@@ -14,7 +14,7 @@ from eventwatch.errors import CalendarError, InvalidInputError, Problem
 from eventwatch.models import Calendar, Event, derived_fields
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
     from pathlib import Path
 
 
@@ -125,20 +125,23 @@ class Known:
     """The calendar files read last time, reused while a file's stamp is unchanged.
 
     The stamp is taken before the file is read: a file changed while it is read has a newer
-    stamp next time, and is read again then. A file modified within ``RACY`` of being read
-    is read again next time whatever its stamp: a second write in the same tick of the file
-    system's clock, of the same size, would leave the stamp as it was.
+    stamp next time, and is read again then. A file changed within ``RACY`` of being read is
+    read again next time whatever its stamp: a second write in the same tick of the file
+    system's clock, of the same size, would leave the stamp as it was. Changed means its
+    status change time (ctime), which no tool can set back, unlike the modification time.
     """
 
     files: dict[Path, tuple[Stamp | None, Calendar, str, dict[TableKey, Event]]] = field(
         default_factory=dict
     )
+    clock: Callable[[], int] = time.time_ns
+    """Now, in nanoseconds since the epoch, as file times count."""
     """By path: the file's stamp, its calendar, its SHA-256, and its events by table digest
     (an edited file validates only the tables that changed)."""
 
 
 RACY = 2_000_000_000
-"""Nanoseconds: a file modified this recently may change again unseen (coarse clocks: 1-2 s)."""
+"""Nanoseconds: a file changed this recently may change again unseen (coarse clocks: 1-2 s)."""
 
 
 def _stamp(path: Path) -> Stamp | None:
@@ -191,7 +194,7 @@ def read(
             digest = hashlib.sha256(doc.text.encode()).hexdigest()
         calendars.append(calendar)
         digests[calendar.id] = digest
-        if stamp is not None and time.time_ns() - stamp[3] < RACY:
+        if known is not None and stamp is not None and known.clock() - max(stamp[3:]) < RACY:
             stamp = None  # read again next time (see ``Known``)
         learnt[path] = (stamp, calendar, digest, events)
     if found:
