@@ -297,3 +297,30 @@ def test_a_replaced_publication_is_freed_without_the_collector(tmp_path: Path) -
     finally:
         gc.enable()
         ledger.close()
+
+
+def test_an_edit_into_the_repeated_hour_is_not_taken_for_no_change() -> None:
+    """02:30 before and after the clocks go back are equal to Python, not to subscribers.
+
+    Moving an end from 00:30Z to 01:30Z keeps the Brussels wall time 02:30 (fold 0, then 1):
+    the build from the last one must still see the change, as a build from scratch does.
+    """
+    start = datetime(2026, 10, 24, 22, 0, tzinfo=UTC)
+
+    def cals(end: datetime) -> tuple[Calendar, ...]:
+        return (calendar("c", {"id": "m", "title": "Maintenance", "start": start, "end": end}),)
+
+    store, scratch = _Memory(), _Memory()
+    first = publication.build(
+        cals(datetime(2026, 10, 25, 0, 30, tzinfo=UTC)), OPTIONS, store, feeds.Renderer(), FIRST
+    )
+    publication.build(
+        cals(datetime(2026, 10, 25, 0, 30, tzinfo=UTC)), OPTIONS, scratch, feeds.Renderer(), FIRST
+    )
+    moved = cals(datetime(2026, 10, 25, 1, 30, tzinfo=UTC))
+    assert moved[0].events[0] == first.entries[0].event  # what Python says
+    made = publication.build(moved, OPTIONS, store, feeds.Renderer(), LATER, last=first)
+    again = publication.build(moved, OPTIONS, scratch, feeds.Renderer(), LATER)
+    assert made.rendered["all"].body == again.rendered["all"].body
+    assert b"DTEND:20261025T013000Z\r\n" in made.rendered["all"].body
+    assert made.bumped == again.bumped == ("c/m@eventwatch",)

@@ -181,6 +181,18 @@ def _unchanged(
     return {e.revision.uid: e for e in last.entries if e.event.calendar not in held}
 
 
+def _same(one: Event, other: Event) -> bool:
+    """Whether two events are the same, instants too.
+
+    Python holds equal two date-times of one zone at the same wall time, whatever ``fold``
+    says: 02:30 before and after the clocks go back are two instants to a subscriber.
+    """
+    return one == other and all(
+        getattr(a, "fold", 0) == getattr(b, "fold", 0)
+        for a, b in ((one.start, other.start), (one.end, other.end))
+    )
+
+
 def _entries(  # noqa: PLR0913 - the parts of ``build`` that decide each event's revision
     events: list[Event],
     calendars: tuple[Calendar, ...],
@@ -197,7 +209,7 @@ def _entries(  # noqa: PLR0913 - the parts of ``build`` that decide each event's
     reused: dict[str, feeds.Entry] = {}
     for uid, event in zip(uids, events, strict=True):
         entry = kept.get(uid)
-        if entry is not None and (entry.event is event or entry.event == event):
+        if entry is not None and (entry.event is event or _same(entry.event, event)):
             reused[uid] = entry
     fresh = [(uid, e) for uid, e in zip(uids, events, strict=True) if uid not in reused]
     previous = store.revisions(None if last is None else [uid for uid, _ in fresh])
