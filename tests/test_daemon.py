@@ -196,6 +196,43 @@ def test_export_writes_what_the_server_serves(daemon: Running, root: Path) -> No
         assert (out / f"{name}.ics").read_bytes() == daemon.get(f"/feeds/{name}.ics").content
 
 
+def test_export_of_a_draft_leaves_the_running_daemons_ledger_alone(
+    daemon: Running, root: Path
+) -> None:
+    """A draft folder exported beside a running daemon shows its SEQUENCE, and stores nothing.
+
+    The daemon's next reload and its next start serve what they served: the draft's move is
+    not theirs (it was, and a reload and a restart disagreed, when the ledger took it).
+    """
+    served = daemon.get("/feeds/all.ics").content
+    draft = root / "draft"
+    shutil.copytree(root / "calendars", draft)
+    path = draft / "nato-2026.toml"
+    path.write_text(path.read_text().replace('location = "Ankara, Türkiye"', 'location = "Ankara"'))
+    cache = (root / "state" / "feed-cache.json").read_bytes()
+    done = subprocess.run(
+        [str(COMMAND), "--config", str(root / "config" / "eventwatch.toml"),
+         "--set", f"calendars_dir={draft}", "export", "--out", str(root / "preview")],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    summit = "nato-2026/summit-2026-07@eventwatch"
+    assert sequences((root / "preview" / "all.ics").read_bytes())[summit] == 1
+    assert (root / "state" / "feed-cache.json").read_bytes() == cache
+    reloaded = daemon.get("/healthz").json()["last_reload"]
+    daemon.process.send_signal(signal.SIGHUP)
+    wait_for(lambda: daemon.get("/healthz").json()["last_reload"] != reloaded)
+    assert daemon.get("/feeds/all.ics").content == served
+    ledger = sqlite3.connect(root / "state" / "eventwatch.db")
+    try:
+        (sequence,) = ledger.execute(
+            "SELECT sequence FROM revisions WHERE uid = ?", (summit,)
+        ).fetchone()
+    finally:
+        ledger.close()
+    assert sequence == 0
+
+
 def test_invalid_start_refuses_to_run(root: Path) -> None:
     """Broken calendars at start are exit 2 with the problem, before anything is served."""
     path = root / "calendars" / "nato-2026.toml"

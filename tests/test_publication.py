@@ -204,6 +204,7 @@ _STEP = st.tuples(
     st.booleans(),  # alarms in the feed
     st.sampled_from(["P1D", "PT2H"]),  # calendar c's reminder
     st.sampled_from(["C", "Renamed C"]),  # calendar c's name, in its feed's header
+    st.booleans(),  # another instance with the same files stores a new revision of d/e0
 )
 
 
@@ -212,12 +213,13 @@ def test_a_build_from_the_last_is_the_build_from_scratch(steps: list[Any]) -> No
     """Reusing the last publication's unchanged events gives what building them all again does.
 
     The same bytes of every feed, the same events bumped and the same revisions stored, for
-    any series of edits, removals, deferred calendars and policy changes, and whatever the
-    instance with the newer file of a deferred calendar stores meanwhile.
+    any series of edits, removals, deferred calendars and policy changes, and whatever other
+    instances sharing the store store meanwhile: the one with the newer file of a deferred
+    calendar, or one with the same files that edited and reverted an event.
     """
     incremental, scratch = _Memory(), _Memory()
     last: publication.Publication | None = None
-    for n, (edits, deferred, alarms, offset, name) in enumerate(steps):
+    for n, (edits, deferred, alarms, offset, name, beside) in enumerate(steps):
         options = publication.Options(timedelta(hours=1), alarms=alarms, defaults=ReminderPolicy())
         cals = (
             Calendar.model_validate(
@@ -231,9 +233,13 @@ def test_a_build_from_the_last_is_the_build_from_scratch(steps: list[Any]) -> No
             for uid, stored in store.stored.items():
                 if calendar_of(uid) in deferred:  # the other instance moves its events
                     store.stored[uid] = replace(stored, sequence=stored.sequence + 1)
+            if beside and "d/e0@eventwatch" in store.stored:  # an edit made and reverted there
+                bumped = store.stored["d/e0@eventwatch"]
+                store.stored[bumped.uid] = replace(bumped, sequence=bumped.sequence + 2)
         made = publication.build(
-            cals, options, incremental, feeds.Renderer(), when, deferred=deferred, last=last
-        )
+            cals, options, incremental, feeds.Renderer(), when, deferred=deferred, last=last,
+            shared=True,
+        )  # fmt: skip
         again = publication.build(cals, options, scratch, feeds.Renderer(), when, deferred=deferred)
         assert {k: f.body for k, f in made.rendered.items()} == {
             k: f.body for k, f in again.rendered.items()

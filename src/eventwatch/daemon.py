@@ -82,7 +82,14 @@ def publish(
     """
     options = publication.Options.of(loaded.settings)
     return publication.build(
-        loaded.calendars, options, store, renderer, now(), deferred=deferred, last=last
+        loaded.calendars,
+        options,
+        store,
+        renderer,
+        now(),
+        deferred=deferred,
+        last=last,
+        shared=loaded.settings.database.postgres,
     )
 
 
@@ -700,15 +707,18 @@ def export(loaded: inputs.Inputs, out: Path) -> list[Path]:
     """Write the feeds and index page of ``loaded`` into ``out``, as the server would serve them."""
     settings = loaded.settings
     make_state_folder(settings.state_dir)
-    with _unless_running(settings) as upgrade:
-        ledger = Ledger.of(settings.database, settings.state_dir, upgrade=upgrade)
+    with _unless_running(settings) as alone:
+        ledger = Ledger.of(settings.database, settings.state_dir, upgrade=alone)
     try:
         renderer = feeds.Renderer()
         warm(renderer, settings.state_dir)
-        # A shared ledger is the running instances'; export, perhaps of a draft folder,
-        # reads its revisions and writes nothing there.
-        built = publish(loaded, _ReadOnly(ledger) if ledger.shared else ledger, renderer)
-        keep(built, settings.state_dir)
+        # A shared ledger is the running instances', and a state folder a daemon holds is
+        # that daemon's: export, perhaps of a draft folder, reads their revisions and feed
+        # cache and writes nothing there (or subscribers would see the draft's SEQUENCE).
+        writes = alone and not ledger.shared
+        built = publish(loaded, ledger if writes else _ReadOnly(ledger), renderer)
+        if writes:
+            keep(built, settings.state_dir)
         return static.export(built, out, settings.server.base_url, now())
     finally:
         ledger.close()

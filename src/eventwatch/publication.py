@@ -202,6 +202,7 @@ def _entries(  # noqa: PLR0913 - the parts of ``build`` that decide each event's
     now: datetime,
     deferred: Collection[str],
     last: Publication | None,
+    shared: bool,
 ) -> tuple[list[feeds.Entry], list[str]]:
     """Each event's entry (in ``events``' order), and the UIDs of those bumped (see ``build``)."""
     uids = [e.uid for e in events]
@@ -211,8 +212,13 @@ def _entries(  # noqa: PLR0913 - the parts of ``build`` that decide each event's
         entry = kept.get(uid)
         if entry is not None and (entry.event is event or _same(entry.event, event)):
             reused[uid] = entry
+    everything = store.revisions() if last is None or shared else None
+    if everything is not None:
+        # Other instances may have stored revisions since: an entry stands only if it still
+        # holds what the store does.
+        reused = {uid: e for uid, e in reused.items() if everything.get(uid) == e.revision}
     fresh = [(uid, e) for uid, e in zip(uids, events, strict=True) if uid not in reused]
-    previous = store.revisions(None if last is None else [uid for uid, _ in fresh])
+    previous = everything if everything is not None else store.revisions([uid for uid, _ in fresh])
     policies = {c.id: c.reminders for c in calendars}
     revised = {uid: revise(e, previous.get(uid), now) for uid, e in fresh}
     # Stored before anything is served, so that no client sees a revision a restart would undo;
@@ -290,6 +296,7 @@ def build(  # noqa: PLR0913 - what a publication is made of, and what it may not
     *,
     deferred: Collection[str] = (),
     last: Publication | None = None,
+    shared: bool = False,
 ) -> Publication:
     """Revise every event against the store, save what changed, and render every feed.
 
@@ -297,12 +304,13 @@ def build(  # noqa: PLR0913 - what a publication is made of, and what it may not
     served with their stored revision, if any, and change nothing in the store. Given the
     publication ``last`` built from the same store, events it holds unchanged are taken from
     it as they are, and feeds whose events are all unchanged too: the cost of a build follows
-    what changed.
+    what changed. A ``shared`` store (other instances write to it) is read whole all the same,
+    and an entry whose stored revision moved on is revised again.
     """
     # The last build's order, with what changed put in its place: no sort of every event.
     order = in_start_order(calendars, [e.event for e in last.entries] if last else ())
     entries, bumped = _entries(
-        order, calendars, options, store, now=now, deferred=deferred, last=last
+        order, calendars, options, store, now=now, deferred=deferred, last=last, shared=shared
     )
     headers = {ALL: _all_header(calendars, options.refresh)}
     groups: dict[str, list[feeds.Entry]] = {ALL: entries}
