@@ -434,7 +434,7 @@ class Daemon:
         settings = loaded.settings
         deferred = await asyncio.to_thread(self._deferred, loaded, ledger)
         built = await asyncio.to_thread(self._publish, loaded, ledger, deferred)
-        await asyncio.to_thread(keep, built, settings.state_dir)
+        self._unsaved = (built, settings.state_dir, None)  # saved once ready (``_save_cache``)
         settle()
         await asyncio.to_thread(self._applied, loaded)
         if self._stopped_early():
@@ -483,6 +483,7 @@ class Daemon:
                     await helper
             if not self.stopping.is_set():  # stopped otherwise than by a signal
                 self.notifier.notify(stopping=1, status="stopping")
+            await self._save_cache()  # if stopped before the watcher saved it
             try:
                 await self.sender.call(self.reminders.stop())
             finally:
@@ -535,6 +536,16 @@ class Daemon:
         if self.server is not None:
             self.server.should_exit = True
 
+    async def _save_cache(self) -> None:
+        """Save the feed cache the start or the last reload left to save, once it is ready.
+
+        For the next start only (see ``keep``): a second at 100,000 events, which neither
+        READY=1 nor the new feeds wait for.
+        """
+        if self._unsaved is not None:
+            unsaved, self._unsaved = self._unsaved, None
+            await asyncio.to_thread(keep, *unsaved)
+
     async def _watch(self, loaded: inputs.Inputs, ledger: Ledger, state: web.State) -> None:
         """Reload on SIGHUP, or when the files change and settle; keep the last good ones.
 
@@ -546,6 +557,7 @@ class Daemon:
             files_state, loaded.config_file, loaded.settings.calendars_dir
         )
         failure: str | None = None
+        await self._save_cache()
         while True:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(loaded.settings.feeds.reload_every.total_seconds()):
@@ -573,9 +585,7 @@ class Daemon:
                 if fresh is not None:
                     loaded = fresh
                 await self._ready(state)
-                if self._unsaved is not None:  # for the next start, once the reload is done
-                    unsaved, self._unsaved = self._unsaved, None
-                    await asyncio.to_thread(keep, *unsaved)
+                await self._save_cache()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - the watcher must outlive any one failure
