@@ -334,6 +334,20 @@ def test_brackets_in_strings_and_comments_reach_the_parser(
     assert len(parsed) == 1
 
 
+@pytest.mark.parametrize("opening", ['\\"""', "\\" + "'" * 3, '"""a\\'])
+def test_unclosed_multi_line_strings_are_read_in_linear_time(tmp_path: Path, opening: str) -> None:
+    """A string opened on every line and never closed is refused at once.
+
+    It was quadratic (72 s for 150 KB): each opening quote scanned to the end again.
+    """
+    path = tmp_path / "quotes.toml"
+    path.write_text(f"{opening}\n" * 200_000, encoding="utf-8")  # about 1 MB
+    started = time.perf_counter()
+    assert "TOML syntax error" in problem_of(path)
+    assert tomlfile.too_deep_line(path.read_text(encoding="utf-8")) is None
+    assert time.perf_counter() - started < 5
+
+
 def test_long_keys_are_placed_in_linear_time(tmp_path: Path) -> None:
     """Long quoted keys full of dots and long runs of blanks are placed quickly (was quadratic)."""
     long = "a." * 100_000

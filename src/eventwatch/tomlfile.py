@@ -30,6 +30,8 @@ TOO_DEEP = (
 
 # Possessive quantifiers (++, *+) throughout: a line that does not match fails in one pass,
 # never by backtracking, or a long key or a long run of blanks would make reading quadratic.
+# For the same reason a multi-line string never closed runs to the end of the text, as a
+# parser reads it: otherwise every later opening quote would scan to the end again.
 _PART = r"""[A-Za-z0-9_-]++|"(?:[^"\\\n]|\\.)*+"|'[^'\n]*+'"""
 _DOT = r"[ \t]*+\.[ \t]*+"
 _BARE = re.compile(r"[A-Za-z0-9_-]+")
@@ -43,8 +45,8 @@ _DECODE_LINE = re.compile(r"\(at line (\d+), column \d+\)")
 _STRUCTURE = re.compile(
     rf"""
     \#[^\n]*+                                               # a comment
-    | "{{3}}(?:[^\\]|\\.)*?"{{3}}(?!")                      # multi-line strings
-    | '{{3}}.*?'{{3}}(?!')
+    | "{{3}}(?:[^\\]|\\.?)*?(?:"{{3}}(?!")|\Z)                # multi-line strings, an
+    | '{{3}}.*?(?:'{{3}}(?!')|\Z)                            # unclosed one to the end
     | (?P<deep>(?:(?:{_PART}){_DOT}){{{MAX_DEPTH}}}(?:{_PART}))  # a key of too many parts
     | {_KEY_PARTS}                                          # any other key, string or value
     | (?P<open>[\[{{])
@@ -58,7 +60,7 @@ _STRUCTURE = re.compile(
 # lone quote taken as text). It decides only whether ``too_deep_line`` runs before the parse.
 _SKIPPED = (
     r"(?:[^\"'\#\[\]{}]++"  # anything else
-    r"|\"{3}(?:[^\\]|\\.)*?\"{3}(?!\")|'{3}.*?'{3}(?!')"  # multi-line strings
+    r"|\"{3}(?:[^\\]|\\.?)*?(?:\"{3}(?!\")|\Z)|'{3}.*?(?:'{3}(?!')|\Z)"  # multi-line
     r"|\"[^\"\\\n]*+(?:\\.[^\"\\\n]*+)*+\"|'[^'\n]*+'"  # strings on one line
     r"|\#[^\n]*+|[\"'])*+"  # a comment, a lone quote
 )
