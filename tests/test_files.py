@@ -109,13 +109,33 @@ def test_a_missing_folder_is_an_error_and_creates_nothing(tmp_path: Path) -> Non
 @given(
     st.lists(st.binary(max_size=64), max_size=8),
     st.sampled_from([0, 1, 10, 1000]),  # how large a join goes through the file in memory
+    st.sampled_from([1, 7, 64, 1 << 20]),  # how large a batch of small parts is
 )
-def test_join_is_bytes_join(parts: list[bytes], threshold: int) -> None:
-    """Whatever the parts (bytes or views, empty ones) and the way taken, ``b"".join``'s bytes."""
+def test_join_is_bytes_join(parts: list[bytes], threshold: int, batch: int) -> None:
+    """``b"".join``'s bytes, whatever the parts, the way taken and the batches written.
+
+    Parts of bytes or views, empty ones among them.
+    """
     mixed = [memoryview(p) if n % 2 else p for n, p in enumerate(parts)]
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(files, "THROUGH_MEMORY_FILE", threshold)
+        patch.setattr(files, "BATCH", batch)
         assert files.join(mixed) == b"".join(parts)
+
+
+def test_small_parts_are_written_in_batches(monkeypatch: pytest.MonkeyPatch) -> None:
+    """100,000 small parts are some writes of a batch each, not 100,000 writes."""
+    writes: list[int] = []
+    real = os.write
+
+    def counting(fd: int, data: bytes | memoryview) -> int:
+        writes.append(len(data))
+        return real(fd, data)
+
+    monkeypatch.setattr(os, "write", counting)
+    parts = [os.urandom(100) for _ in range(100_000)]  # 10 MB: through the file in memory
+    assert files.join(parts) == b"".join(parts)
+    assert len(writes) <= 10 * 1024 * 1024 // files.BATCH + 2
 
 
 def test_a_large_join_goes_through_a_file_in_memory(monkeypatch: pytest.MonkeyPatch) -> None:
