@@ -403,3 +403,35 @@ def test_a_rollback_made_while_stopped_counts_as_the_newest_file(
     starts = (due + timedelta(days=1)).strftime("%Y%m%dT%H%M%SZ")  # the first time again
     assert len(pending) == 2
     assert all(f"|{starts}|" in key for key in pending), pending
+
+
+def test_a_reload_serves_what_another_instance_stored_meanwhile(
+    tmp_path: Path, postgres_database: str, smtp: tuple[Server, Recorder]
+) -> None:
+    """An edit made and reverted on one instance reaches the other at its next reload.
+
+    The other held the same file throughout, so it defers nothing: its reload must still
+    see the SEQUENCE stored meanwhile, not serve what it built before (second review).
+    """
+    server, _ = smtp
+    roots = [_site(tmp_path / name, server.port, postgres_database) for name in "ab"]
+    later = datetime.now(UTC).replace(microsecond=0) + timedelta(days=30)
+    _crowd(roots, events=3, recipients=1, due=later)
+    a, b = (Running(root, log=root / "daemon.log") for root in roots)
+    try:
+        path = roots[1] / "calendars" / "test.toml"
+        original = path.read_text()
+        path.write_text(original.replace('title = "Event 1"', 'title = "Moved"'))
+        wait_for(lambda: b"SUMMARY:Moved" in b.get("/feeds/all.ics").content)
+        path.write_text(original)
+        wait_for(lambda: b"SUMMARY:Moved" not in b.get("/feeds/all.ics").content)
+        assert _sequence(postgres_database, "test/e01@eventwatch") == 2
+        a.process.send_signal(signal.SIGHUP)
+        wait_for(lambda: "reloaded" in (roots[0] / "daemon.log").read_text())
+        served = [d.get("/feeds/all.ics") for d in (a, b)]
+    finally:
+        a.stop()
+        b.stop()
+    assert b"SEQUENCE:2\r\n" in served[0].content
+    assert served[0].content == served[1].content
+    assert served[0].headers["ETag"] == served[1].headers["ETag"]
