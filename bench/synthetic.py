@@ -71,8 +71,13 @@ def calendar(count: int) -> Calendar:
 
 def toml(count: int) -> str:
     """The same events as a calendar file (strings in JSON form, which TOML reads the same)."""
+    return toml_of(events(count))
+
+
+def toml_of(tables: Iterable[dict[str, object]]) -> str:
+    """Event tables as a calendar file named Benchmark, in Brussels, with no reminders."""
     lines = ['name = "Benchmark"', 'timezone = "Europe/Brussels"', "", "[reminders]", "offsets = []"]
-    for event in events(count):
+    for event in tables:
         lines.append("\n[[events]]")
         for key, value in event.items():
             if isinstance(value, str | list):

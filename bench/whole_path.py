@@ -91,17 +91,10 @@ def _tables(count: int, seed: int = 13) -> list[dict[str, object]]:
 
 
 def calendar_toml(tables: list[dict[str, object]]) -> str:
-    """The events as a calendar file (strings in JSON form, which TOML reads the same)."""
-    lines = ['name = "Benchmark"', 'timezone = "Europe/Brussels"', "", "[reminders]", "offsets = []"]
-    for event in tables:
-        lines.append("\n[[events]]")
-        for key, value in event.items():
-            if isinstance(value, str | list):
-                rendered = json.dumps(value, ensure_ascii=False)
-            else:
-                rendered = value.isoformat()  # type: ignore[attr-defined]
-            lines.append(f"{key} = {rendered}")
-    return "\n".join(lines) + "\n"
+    """The events as a calendar file (bench/synthetic.py writes it)."""
+    import synthetic  # noqa: PLC0415 - imports eventwatch's models; only the parent needs it
+
+    return synthetic.toml_of(tables)
 
 
 def config_toml(calendars: Path, state: Path) -> str:
